@@ -1,0 +1,227 @@
+/**
+ * The applier. For each table and receiving database it stages the current rows of the
+ * changed keys (COPY out of the winning source, COPY into a temporary table), then deletes
+ * the keys whose row no longer exists at the source and upserts the rest, set-based. State,
+ * not statements, travels: applying the same batch twice leaves the same rows.
+ */
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { PgferryError } from '../errors.js';
+import { readTable, type TableInfo } from '../catalog/tables.js';
+import type { Session } from '../db/session.js';
+import { keyTable } from '../delta/reader.js';
+import { displayName, ident, identList, qualified } from '../sql/ident.js';
+import type { RowKey } from '../types.js';
+
+export function stagingTable(i: number): string {
+  return `pgferry_s_${i}`;
+}
+
+const PRESENT = 'pgferry_present';
+const ORIGIN = 'pgferry_origin';
+const SOURCE = 'pgferry_source';
+
+/** A SQL string literal; sessions run with standard_conforming_strings on. */
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/**
+ * Checks that `receiver` has the table with every column that travels and a unique key on
+ * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs.
+ */
+export async function checkReceiver(receiver: Session, source: TableInfo, columns: string[], sourceDb: string): Promise<TableInfo> {
+  const t = await readTable(receiver.client, source);
+  const name = displayName(source);
+  const db = receiver.name;
+  if (!t || t.kind !== 'table') {
+    throw new PgferryError('TABLE_NOT_FOUND', `Table ${name} does not exist on database "${db}". Create it there with the same columns as on "${sourceDb}".`, {
+      database: db,
+      table: name,
+    });
+  }
+  for (const col of columns) {
+    const c = t.columns.find((x) => x.name === col);
+    if (!c) {
+      throw new PgferryError(
+        'SCHEMA_MISMATCH',
+        `Table ${name} on database "${db}" has no column "${col}" (database "${sourceDb}" has it). Add the column on "${db}" and run again; pending changes are kept.`,
+        { database: db, table: name, column: col },
+      );
+    }
+    if (c.generated) {
+      throw new PgferryError(
+        'SCHEMA_MISMATCH',
+        `Column "${col}" of ${name} is generated on database "${db}" but not on "${sourceDb}". Make the column the same on both.`,
+        { database: db, table: name, column: col },
+      );
+    }
+  }
+  if (source.key.length > 0 && t.key.join('\0') !== source.key.join('\0')) {
+    throw new PgferryError(
+      'SCHEMA_MISMATCH',
+      `Table ${name} on database "${db}" has key (${t.key.join(', ') || 'none'}) but "${sourceDb}" has (${source.key.join(', ')}). Give both the same primary key.`,
+      { database: db, table: name, column: source.key[0] },
+    );
+  }
+  return t;
+}
+
+/** Creates (or empties) the staging table of table `i` on the receiver. */
+export async function createStaging(receiver: Session, t: TableInfo, i: number, columns: string[]): Promise<void> {
+  const st = ident(stagingTable(i));
+  await receiver.query(
+    `CREATE TEMP TABLE IF NOT EXISTS ${st} ON COMMIT DROP AS
+       SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, ${identList(columns)}
+         FROM ${qualified(t)} WITH NO DATA`,
+  );
+  await receiver.query(`TRUNCATE ${st}`);
+}
+
+/**
+ * Streams the current rows of the keys in the source's key table `i` (those numbered in
+ * `range`, when given) into the receiver's staging table. A key whose row is gone at the
+ * source arrives with `pgferry_present = false`. Returns the number of keys staged.
+ */
+export async function stageRows(
+  source: Session,
+  receiver: Session,
+  t: TableInfo,
+  i: number,
+  columns: string[],
+  range?: { from: number; to: number },
+): Promise<number> {
+  const keys = new Set(t.key);
+  const select = columns.map((c) => (keys.has(c) ? `k.${ident(c)}` : `t.${ident(c)}`)).join(', ');
+  const match = t.key.map((c) => `t.${ident(c)} = k.${ident(c)}`).join(' AND ');
+  const where = range ? `WHERE k.pgferry_n > ${Math.floor(range.from)} AND k.pgferry_n <= ${Math.floor(range.to)}` : '';
+  const src = literal(source.name);
+  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.pgferry_origin, ${src}), ${select}
+                      FROM pg_temp.${ident(keyTable(i))} k LEFT JOIN ${qualified(t)} t ON ${match} ${where}) TO STDOUT`;
+  const into = `COPY pg_temp.${ident(stagingTable(i))} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
+  const reader = source.client.query(copyTo(out));
+  const writer = receiver.client.query(copyFrom(into));
+  try {
+    await pipeline(reader, writer);
+  } catch (err) {
+    // A COPY cut short leaves either connection in an unknown state: never reuse them.
+    source.markBroken(err as Error);
+    receiver.noteError(err);
+    throw receiver.db.wrap(err);
+  }
+  return writer.rowCount;
+}
+
+/**
+ * Writes `rows` (parsed objects, e.g. merged by a resolver) into the staging table, as
+ * changes first written by `origin`.
+ */
+export async function stageObjects(receiver: Session, t: TableInfo, i: number, columns: string[], rows: Record<string, unknown>[], origin: string): Promise<void> {
+  if (rows.length === 0) return;
+  const json = JSON.stringify(rows.map((r) => toJsonRow(r, columns)));
+  await receiver.query(
+    `INSERT INTO pg_temp.${ident(stagingTable(i))} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)})
+     SELECT true, $2, $2, ${identList(columns, 'r')} FROM json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
+    [json, origin],
+  );
+}
+
+function toJsonRow(row: Record<string, unknown>, columns: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const c of columns) {
+    const v = row[c];
+    out[c] = Buffer.isBuffer(v) ? '\\x' + v.toString('hex') : v;
+  }
+  return out;
+}
+
+/** Staged keys per source: how many have a row there, how many are gone. */
+export async function stagedCounts(receiver: Session, i: number): Promise<Map<string, { present: number; absent: number }>> {
+  const r = await receiver.query<{ src: string; present: string; absent: string }>(
+    `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present, count(*) FILTER (WHERE NOT ${PRESENT}) AS absent
+       FROM pg_temp.${ident(stagingTable(i))} GROUP BY 1`,
+  );
+  return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
+}
+
+/** Drops staged changes first written on the receiver itself: they are never sent back there. */
+export async function dropOwnOrigin(receiver: Session, i: number): Promise<void> {
+  await receiver.query(`DELETE FROM pg_temp.${ident(stagingTable(i))} WHERE ${ORIGIN} = $1`, [receiver.name]);
+}
+
+export interface Applied {
+  count: number;
+  keys: RowKey[];
+}
+
+async function origins(receiver: Session, i: number, present: boolean): Promise<(string | null)[]> {
+  const r = await receiver.query<{ o: string | null }>(
+    `SELECT DISTINCT ${ORIGIN} AS o FROM pg_temp.${ident(stagingTable(i))} WHERE ${PRESENT} = $1`,
+    [present],
+  );
+  return r.rows.map((x) => x.o);
+}
+
+/**
+ * Runs `statement` once per distinct origin of the staged rows, with the origin set for the
+ * capture triggers on the receiver (so a cascading sync knows where the change came from).
+ */
+async function perOrigin(
+  receiver: Session,
+  i: number,
+  present: boolean,
+  statement: (originFilter: string) => string,
+  wantKeys: boolean,
+): Promise<Applied> {
+  const out: Applied = { count: 0, keys: [] };
+  for (const o of await origins(receiver, i, present)) {
+    await receiver.query(`SELECT set_config('pgferry.origin', $1, true)`, [o ?? '']);
+    const r = await receiver.query(statement(o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`), o === null ? [] : [o]);
+    out.count += r.rowCount ?? 0;
+    if (wantKeys) out.keys.push(...(r.rows as RowKey[]));
+  }
+  return out;
+}
+
+/** Deletes the staged keys whose rows no longer exist at the source. */
+export async function applyDeletes(receiver: Session, t: TableInfo, i: number, wantKeys: boolean): Promise<Applied> {
+  const st = ident(stagingTable(i));
+  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+  return perOrigin(
+    receiver,
+    i,
+    false,
+    (filter) => `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${match}
+                 ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
+    wantKeys,
+  );
+}
+
+/** Inserts or updates the staged rows that exist at the source. */
+export async function applyUpserts(receiver: Session, t: TableInfo, i: number, columns: string[], wantKeys: boolean): Promise<Applied> {
+  const st = ident(stagingTable(i));
+  const keys = new Set(t.key);
+  // Identity columns GENERATED ALWAYS can be inserted (OVERRIDING SYSTEM VALUE) but not updated.
+  const settable = columns.filter(
+    (c) => !keys.has(c) && t.columns.find((x) => x.name === c)?.identity !== 'a',
+  );
+  const onConflict = settable.length
+    ? `DO UPDATE SET ${settable.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')}`
+    : 'DO NOTHING';
+  return perOrigin(
+    receiver,
+    i,
+    true,
+    (filter) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
+                 SELECT ${identList(columns, 's')} FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}
+                 ON CONFLICT (${identList(t.key)}) ${onConflict}
+                 ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
+    wantKeys,
+  );
+}
+
+/** Keys staged for table `i` (for an onException hook). */
+export async function stagedKeys(receiver: Session, t: TableInfo, i: number): Promise<RowKey[]> {
+  const r = await receiver.query(`SELECT ${identList(t.key)} FROM pg_temp.${ident(stagingTable(i))}`);
+  return r.rows as RowKey[];
+}

@@ -1,0 +1,128 @@
+/** Reads what pgferry needs to know about a table from a database's catalog. */
+import type pg from 'pg';
+import { PgferryError } from '../errors.js';
+import { displayName, type QualifiedName } from '../sql/ident.js';
+
+export interface ColumnInfo {
+  name: string;
+  /** `format_type` of the column, e.g. `numeric(30,10)`, `"Mood"`. */
+  type: string;
+  notNull: boolean;
+  /** Stored generated column: computed by each database, never copied. */
+  generated: boolean;
+  /** 'a' (GENERATED ALWAYS AS IDENTITY), 'd' (BY DEFAULT) or ''. */
+  identity: '' | 'a' | 'd';
+}
+
+export interface TableInfo extends QualifiedName {
+  kind: 'table' | 'sequence';
+  oid: number;
+  /** Every column in table order (generated ones included). */
+  columns: ColumnInfo[];
+  /** Key columns (primary key, else a non-null unique index), in index order; empty when none. */
+  key: string[];
+  /** Tables (by display name) this one references through foreign keys. */
+  references: string[];
+}
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Looks a table or sequence up; null when it does not exist. */
+export async function readTable(db: Queryable, q: QualifiedName): Promise<TableInfo | null> {
+  const rel = await db.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid::int AS oid, c.relkind::text AS relkind
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'S')`,
+    [q.schema, q.name],
+  );
+  const r = rel.rows[0];
+  if (!r) return null;
+  if (r.relkind === 'S') {
+    return { ...q, kind: 'sequence', oid: r.oid, columns: [], key: [], references: [] };
+  }
+  const cols = await db.query<{ name: string; type: string; notnull: boolean; generated: string; identity: string }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
+            a.attgenerated::text AS generated, a.attidentity::text AS identity
+       FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [r.oid],
+  );
+  const columns: ColumnInfo[] = cols.rows.map((c) => ({
+    name: c.name,
+    type: c.type,
+    notNull: c.notnull,
+    generated: c.generated !== '',
+    identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
+  }));
+  // Primary key first; else the unique, non-partial, plain-column index with the fewest
+  // columns, all NOT NULL.
+  const keys = await db.query<{ cols: string[]; primary: boolean }>(
+    `SELECT i.indisprimary AS primary,
+            array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   ORDER BY k.ord)::text[] AS cols
+       FROM pg_catalog.pg_index i
+      WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate
+        AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(attnum)
+                         WHERE k.attnum <= 0 OR NOT (SELECT attnotnull FROM pg_catalog.pg_attribute
+                                                      WHERE attrelid = i.indrelid AND attnum = k.attnum))
+      ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid`,
+    [r.oid],
+  );
+  const refs = await db.query<{ schema: string; name: string }>(
+    `SELECT DISTINCT n.nspname AS schema, c.relname AS name
+       FROM pg_catalog.pg_constraint f
+       JOIN pg_catalog.pg_class c ON c.oid = f.confrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE f.conrelid = $1 AND f.contype = 'f' AND f.confrelid <> f.conrelid`,
+    [r.oid],
+  );
+  return {
+    ...q,
+    kind: 'table',
+    oid: r.oid,
+    columns,
+    key: keys.rows[0]?.cols ?? [],
+    references: refs.rows.map((x) => displayName(x)),
+  };
+}
+
+/** Reads a table that must exist, else TABLE_NOT_FOUND naming it and the database. */
+export async function requireTable(db: Queryable, q: QualifiedName, database: string): Promise<TableInfo> {
+  const t = await readTable(db, q);
+  if (!t) {
+    throw new PgferryError(
+      'TABLE_NOT_FOUND',
+      `Table ${displayName(q)} does not exist on database "${database}". Create it there (same columns) or remove it from the sync.`,
+      { database, table: displayName(q) },
+    );
+  }
+  return t;
+}
+
+/** Orders tables so that referenced tables come before the tables that reference them. */
+export function orderByDependencies<T extends { name: string; schema: string; references: string[] }>(tables: T[]): T[] {
+  const byName = new Map(tables.map((t) => [displayName(t), t]));
+  const out: T[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (t: T): void => {
+    const n = displayName(t);
+    if (state.get(n)) return; // done, or a cycle: keep the configured order
+    state.set(n, 'visiting');
+    for (const r of t.references) {
+      const dep = byName.get(r);
+      if (dep) visit(dep);
+    }
+    state.set(n, 'done');
+    out.push(t);
+  };
+  for (const t of tables) visit(t);
+  return out;
+}
+
+/** Columns that travel: every column except stored generated ones (the target computes those). */
+export function copiedColumns(t: TableInfo): string[] {
+  return t.columns.filter((c) => !c.generated).map((c) => c.name);
+}

@@ -1,0 +1,153 @@
+import createDebug from 'debug';
+import pg from 'pg';
+import { PgferryError, isConnectionError, redact } from '../errors.js';
+
+const debug = createDebug('pgferry:db');
+
+type PoolConfig = pg.PoolConfig;
+
+/** One database of the replicator: a name and a pool (ours, or the caller's, which we never end). */
+export class Database {
+  readonly name: string;
+  #pool: pg.Pool;
+  readonly #config: PoolConfig | null;
+  readonly #ownsPool: boolean;
+  readonly #secrets: string[];
+  /** Where it is, for messages: host:port/database, never a password. */
+  readonly where: string;
+
+  constructor(name: string, config: string | PoolConfig | { pool: pg.Pool }) {
+    this.name = name;
+    if (typeof config === 'object' && 'pool' in config && config.pool) {
+      this.#pool = config.pool as pg.Pool;
+      this.#config = null;
+      this.#ownsPool = false;
+      const o = (config.pool as unknown as { options?: PoolConfig }).options ?? {};
+      this.#secrets = typeof o.password === 'string' ? [o.password] : [];
+      this.where = describe(o);
+    } else {
+      const base: PoolConfig = typeof config === 'string' ? { connectionString: config } : { ...(config as PoolConfig) };
+      this.#config = { max: 10, idleTimeoutMillis: 10_000, application_name: 'pgferry', ...base };
+      this.#pool = this.#newPool();
+      this.#ownsPool = true;
+      this.#secrets = secretsOf(base);
+      this.where = describe(base);
+    }
+    this.#guard(this.#pool);
+  }
+
+  #newPool(): pg.Pool {
+    return this.#guard(new pg.Pool(this.#config!));
+  }
+
+  /** An idle client losing its connection must not crash the host process. */
+  #guard(pool: pg.Pool): pg.Pool {
+    if (!pool.listeners('error').some((l) => (l as { pgferry?: boolean }).pgferry)) {
+      const onError = (err: Error) => debug('%s: idle connection error: %s', this.name, this.redact(err.message));
+      (onError as { pgferry?: boolean }).pgferry = true;
+      pool.on('error', onError);
+    }
+    return pool;
+  }
+
+  /** The pool (a pool we own is opened again after close()). */
+  get pool(): pg.Pool {
+    if (this.#pool.ended && this.#ownsPool) this.#pool = this.#newPool();
+    return this.#pool;
+  }
+
+  /** Settings for a dedicated connection (e.g. a LISTEN client). */
+  clientConfig(): pg.ClientConfig {
+    return (this.#config ?? (this.#pool as unknown as { options: pg.ClientConfig }).options) as pg.ClientConfig;
+  }
+
+  redact(text: string): string {
+    return redact(text, this.#secrets);
+  }
+
+  /** Checks out a connection, or throws CONNECTION_FAILED (transient). */
+  async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw this.connectionError(err);
+    }
+  }
+
+  connectionError(err: unknown): PgferryError {
+    const msg = this.redact(err instanceof Error ? err.message || String((err as { code?: string }).code ?? err) : String(err));
+    const auth = (err as { code?: string }).code === '28P01' || (err as { code?: string }).code === '28000';
+    return new PgferryError(
+      'CONNECTION_FAILED',
+      `Cannot connect to database "${this.name}" (${this.where}): ${msg}. ` +
+        (auth ? 'Check the user and password.' : 'Check that the server is running and reachable.'),
+      { database: this.name, transient: !auth, cause: sanitizeCause(err, this) },
+    );
+  }
+
+  /** Wraps errors of a query: connection losses become CONNECTION_FAILED. */
+  wrap(err: unknown): unknown {
+    if (err instanceof PgferryError) return err;
+    if (isConnectionError(err)) return this.connectionError(err);
+    if (err instanceof Error) err.message = this.redact(err.message);
+    return err;
+  }
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    const c = await this.connect();
+    let broken: Error | undefined;
+    try {
+      return (await c.query<R>(text, values)).rows;
+    } catch (err) {
+      if (isConnectionError(err)) broken = err as Error;
+      throw this.wrap(err);
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#ownsPool && !this.#pool.ended) await this.#pool.end();
+  }
+}
+
+function secretsOf(c: PoolConfig): string[] {
+  const out: string[] = [];
+  if (typeof c.password === 'string') out.push(c.password);
+  if (c.connectionString) {
+    try {
+      const u = new URL(c.connectionString);
+      if (u.password) out.push(u.password, decodeURIComponent(u.password));
+    } catch {
+      /* not a URL: key=value form */
+      const m = /password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)/i.exec(c.connectionString);
+      if (m?.[1]) out.push(m[1].replace(/^'|'$/g, ''));
+    }
+  }
+  return out.filter((s) => s.length > 0);
+}
+
+function describe(c: PoolConfig): string {
+  let host = c.host ?? '127.0.0.1';
+  let port = String(c.port ?? 5432);
+  let db = c.database ?? '';
+  if (c.connectionString) {
+    try {
+      const u = new URL(c.connectionString);
+      host = u.hostname || host;
+      port = u.port || port;
+      db = decodeURIComponent(u.pathname.replace(/^\//, '')) || db;
+    } catch {
+      return 'connection string';
+    }
+  }
+  return `${host}:${port}/${db}`;
+}
+
+/** A cause safe to keep: same class of information, password removed. */
+function sanitizeCause(err: unknown, db: Database): unknown {
+  if (!(err instanceof Error)) return undefined;
+  const e = new Error(db.redact(err.message));
+  (e as { code?: unknown }).code = (err as { code?: unknown }).code;
+  return e;
+}

@@ -1,0 +1,112 @@
+/**
+ * The delta reader. A run reads each source in one REPEATABLE READ transaction and takes its
+ * snapshot as the new watermark; the changes of the run are the deltas whose transaction is
+ * visible in that snapshot but was not visible in the previous watermark. Commit order and
+ * transaction id order differ under concurrency; a snapshot watermark does not care.
+ *
+ * The changed keys of each table go into a temporary table on the source (one row per key,
+ * with the newest change time and where the change was first written), so the rows can be
+ * copied out with one COPY per target and nothing waits in memory.
+ */
+import createDebug from 'debug';
+import { PgferryError } from '../errors.js';
+import type { TableInfo } from '../catalog/tables.js';
+import { installedVersion } from '../capture/install.js';
+import { deltaTableName } from '../capture/install.js';
+import type { Session } from '../db/session.js';
+import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
+
+const debug = createDebug('pgferry:delta');
+
+export interface SourceRead {
+  session: Session;
+  /** The snapshot this run reads at (becomes the watermark when the run commits). */
+  snapshot: string;
+  /** The watermark of the previous completed run, or null before the first. */
+  previous: string | null;
+}
+
+export function keyTable(i: number): string {
+  return `pgferry_k_${i}`;
+}
+
+/** Opens the read transaction on a source and checks that the sync is installed there. */
+export async function openSource(session: Session, schema: string, sync: string, tables: QualifiedName[]): Promise<SourceRead> {
+  await session.begin('repeatable read');
+  const version = await installedVersion(session.client, schema);
+  const missing = new Set(tables.map((t) => displayName(t)));
+  if (version !== null) {
+    const r = await session.query<{ table_schema: string; table_name: string }>(
+      `SELECT table_schema, table_name FROM ${ident(schema)}.sync_tables WHERE sync = $1`,
+      [sync],
+    );
+    for (const row of r.rows) missing.delete(displayName({ schema: row.table_schema, name: row.table_name }));
+  }
+  if (version === null || missing.size > 0) {
+    const what = version === null ? `the pgferry schema "${schema}" is not there` : `${[...missing].join(', ')} not captured`;
+    throw new PgferryError(
+      'NOT_INSTALLED',
+      `Sync "${sync}" is not installed on source database "${session.name}" (${what}). Call install('${sync}') first.`,
+      { sync, database: session.name },
+    );
+  }
+  const r = await session.query<{ snapshot: string; previous: string | null }>(
+    `SELECT pg_current_snapshot()::text AS snapshot,
+            (SELECT snapshot::text FROM ${ident(schema)}.watermark WHERE sync = $1) AS previous`,
+    [sync],
+  );
+  const row = r.rows[0]!;
+  debug('%s: reading at %s (previous %s)', session.name, row.snapshot, row.previous);
+  return { session, snapshot: row.snapshot, previous: row.previous };
+}
+
+/**
+ * Fills the source's temporary key table `i` with the keys of `table` changed since the
+ * previous watermark. Changes that this sync applied itself are never read back (no echo);
+ * changes applied by other syncs are read only with `cascade`. Returns the number of keys.
+ */
+export async function collectKeys(
+  src: SourceRead,
+  schema: string,
+  sync: string,
+  table: TableInfo,
+  i: number,
+  cascade: boolean,
+): Promise<number> {
+  const delta = `${ident(schema)}.${ident(deltaTableName(table))}`;
+  const kt = ident(keyTable(i));
+  const keys = identList(table.key);
+  await src.session.query(
+    `CREATE TEMP TABLE ${kt} ON COMMIT DROP AS
+       SELECT ${keys}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n FROM ${delta} WITH NO DATA`,
+  );
+  const since = src.previous === null
+    ? 'true'
+    : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
+  const values: unknown[] = [sync];
+  if (src.previous !== null) values.push(src.previous);
+  const r = await src.session.query(
+    `INSERT INTO ${kt}
+     SELECT ${keys}, max(changed_at),
+            CASE WHEN min(coalesce(origin, '')) = max(coalesce(origin, '')) THEN max(origin) END,
+            row_number() OVER ()
+       FROM ${delta}
+      WHERE ${since}
+        AND applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}
+      GROUP BY ${keys}`,
+    values,
+  );
+  const n = r.rowCount ?? 0;
+  if (n > 1000) await src.session.query(`ANALYZE ${kt}`);
+  debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
+  return n;
+}
+
+/** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */
+export async function advanceWatermark(src: SourceRead, schema: string, sync: string): Promise<void> {
+  await src.session.query(
+    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot) VALUES ($1, $2::pg_snapshot)
+     ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, updated_at = now()`,
+    [sync, src.snapshot],
+  );
+}

@@ -1,0 +1,29 @@
+export { Replicator } from './replicator.js';
+export type { KickOptions, StopOptions, ReplicatorStatus, SyncStatus } from './replicator.js';
+export { MemoryControlStore } from './store/control-store.js';
+export type { ControlStore, RunRecord } from './store/control-store.js';
+export { PgferryError, isPgferryError } from './errors.js';
+export type { PgferryErrorCode, ConfigIssue } from './errors.js';
+export type { ReplicatorOptions, DatabaseConfig, SyncConfig } from './config.js';
+export type {
+  ReplicatorEvents,
+  SyncStartEvent,
+  SyncErrorEvent,
+  ConflictEvent,
+  RowsAppliedEvent,
+  CopyProgressEvent,
+} from './events.js';
+export type {
+  RowKey,
+  Row,
+  Role,
+  Conflict,
+  Resolution,
+  ConflictResolver,
+  ConflictStrategy,
+  ExceptionContext,
+  ExceptionHandler,
+  TableResult,
+  RunResult,
+  RunReason,
+} from './types.js';

@@ -1,0 +1,136 @@
+/**
+ * Runs of one sync: one at a time; a kick during a run joins it and books one more run after
+ * it (shared by every kick that arrives meanwhile); background runs retry with backoff.
+ */
+import createDebug from 'debug';
+import { randomUUID } from 'node:crypto';
+import { PgferryError, isTransientDbError } from '../errors.js';
+import type { RunReason, RunResult } from '../types.js';
+
+const debug = createDebug('pgferry:scheduler');
+
+export interface RunnerHooks {
+  run(runId: string, reason: RunReason): Promise<RunResult>;
+  onStart(runId: string, reason: RunReason): void;
+  onComplete(result: RunResult): void;
+  onError(runId: string, error: PgferryError, willRetry: boolean, retryInMs?: number): void;
+}
+
+export class SyncRunner {
+  readonly name: string;
+  readonly #hooks: RunnerHooks;
+  #current: Promise<RunResult> | null = null;
+  #next: Promise<RunResult> | null = null;
+  #nextReason: RunReason = 'kick';
+  #retryTimer: NodeJS.Timeout | null = null;
+  #failures = 0;
+  #background = false;
+  #retry: { minDelayMs: number; maxDelayMs: number };
+  /** Set by a failure that retrying cannot fix; cleared by the next kick. */
+  #parked = false;
+  lastResult: RunResult | null = null;
+  lastError: PgferryError | null = null;
+
+  constructor(name: string, hooks: RunnerHooks, retry: { minDelayMs: number; maxDelayMs: number }) {
+    this.name = name;
+    this.#hooks = hooks;
+    this.#retry = retry;
+  }
+
+  get running(): boolean {
+    return this.#current !== null;
+  }
+
+  /** Whatever is in flight or booked (for a graceful stop). */
+  get inFlight(): Promise<unknown> | null {
+    return this.#next ?? this.#current;
+  }
+
+  /** Enables or disables background retries (on while the replicator is started). */
+  setBackground(on: boolean): void {
+    this.#background = on;
+    if (!on && this.#retryTimer) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+  }
+
+  /** Requests a run; resolves with the result of the run that covers this request. */
+  request(reason: RunReason): Promise<RunResult> {
+    if (reason === 'kick') this.#parked = false;
+    if (!this.#current) return this.#launch(reason);
+    if (!this.#next) {
+      this.#nextReason = reason;
+      const after = this.#current.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.#next = after.then(() => {
+        this.#next = null;
+        return this.#launch(this.#nextReason);
+      });
+    } else if (reason === 'kick') {
+      this.#nextReason = 'kick';
+    }
+    return this.#next;
+  }
+
+  /** A background request: errors are reported through events, never thrown. */
+  poke(reason: RunReason): void {
+    if (this.#parked && reason !== 'kick') return;
+    this.request(reason).catch(() => undefined);
+  }
+
+  #launch(reason: RunReason): Promise<RunResult> {
+    const runId = randomUUID();
+    const p = (async () => {
+      this.#hooks.onStart(runId, reason);
+      try {
+        const result = await this.#hooks.run(runId, reason);
+        this.#failures = 0;
+        this.lastResult = result;
+        this.lastError = null;
+        this.#hooks.onComplete(result);
+        return result;
+      } catch (err) {
+        const error = err as PgferryError;
+        this.lastError = error;
+        const transient = isTransientDbError(error);
+        const willRetry = this.#background && transient;
+        let delay: number | undefined;
+        if (willRetry) {
+          this.#failures++;
+          delay = this.#backoff();
+          this.#scheduleRetry(delay);
+        } else if (this.#background && !transient) {
+          this.#parked = true;
+        }
+        this.#hooks.onError(runId, error, willRetry, delay);
+        throw error;
+      }
+    })();
+    this.#current = p;
+    const clear = () => {
+      if (this.#current === p) this.#current = null;
+    };
+    p.then(clear, clear);
+    return p;
+  }
+
+  #backoff(): number {
+    const { minDelayMs, maxDelayMs } = this.#retry;
+    const exp = Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(this.#failures - 1, 20));
+    // Full jitter between half and all of the exponential delay.
+    return Math.round(exp / 2 + Math.random() * (exp / 2));
+  }
+
+  #scheduleRetry(delay: number): void {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    debug('%s: retry in %dms', this.name, delay);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      if (this.#background) this.poke('retry');
+    }, delay);
+    this.#retryTimer.unref();
+  }
+}

@@ -1,0 +1,16 @@
+import type { ResolvedSyncConfig } from '../config.js';
+import type { QualifiedName } from '../sql/ident.js';
+import type { Role } from '../types.js';
+
+/** A sync as the engine sees it: parsed names and roles in configured order. */
+export interface SyncPlan {
+  name: string;
+  config: ResolvedSyncConfig;
+  /** Tables and sequences as listed (parsed); whether each is a sequence is known once read. */
+  relations: QualifiedName[];
+  databases: { name: string; role: Role }[];
+}
+
+export function namesWithRole(plan: SyncPlan, ...roles: Role[]): string[] {
+  return plan.databases.filter((d) => roles.includes(d.role)).map((d) => d.name);
+}

@@ -1,0 +1,368 @@
+/**
+ * One run of one sync, end to end: read the changed keys on every source at a snapshot,
+ * settle conflicts, stage and apply the winning rows on every receiving database, commit the
+ * receivers, then move the sources' watermarks. A failure anywhere rolls back every write of
+ * the run and leaves the watermarks (so the pending changes) where they were.
+ */
+import createDebug from 'debug';
+import {
+  applyDeletes,
+  applyUpserts,
+  checkReceiver,
+  createStaging,
+  dropOwnOrigin,
+  stageObjects,
+  stageRows,
+  stagedCounts,
+  stagedKeys,
+  type Applied,
+} from '../apply/applier.js';
+import { APPLIED_BY_SETTING } from '../capture/install.js';
+import { copiedColumns, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
+import { currentRow, dropKeys, findConflicts } from '../conflict/detect.js';
+import { decide, strategyFor } from '../conflict/strategies.js';
+import type { Database } from '../db/database.js';
+import { Session } from '../db/session.js';
+import { advanceWatermark, collectKeys, openSource, type SourceRead } from '../delta/reader.js';
+import { PgferryError, isPgferryError } from '../errors.js';
+import type { Emit } from '../events.js';
+import { displayName } from '../sql/ident.js';
+import type { Row, RowKey, RunReason, RunResult, TableResult } from '../types.js';
+import { namesWithRole, type SyncPlan } from './plan.js';
+
+const debug = createDebug('pgferry:run');
+
+export interface RunDeps {
+  dbs: ReadonlyMap<string, Database>;
+  schema: string;
+  emit: Emit;
+  /** Aborting it destroys the run's connections: everything rolls back, the run rejects STOPPED. */
+  signal?: AbortSignal;
+}
+
+interface TableState {
+  /** Position in dependency order; names its temporary tables. */
+  index: number;
+  info: TableInfo;
+  display: string;
+  columns: string[];
+  /** Changed keys per source (after conflicts were settled). */
+  counts: Map<string, number>;
+  /** Rows merged by a resolver, written to every database. */
+  merged: Row[];
+  result: TableResult;
+}
+
+const MAX_EXCEPTION_RETRIES = 3;
+
+/** Runs the sync once. Resolves when every receiver and every watermark committed. */
+export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reason: RunReason): Promise<RunResult> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const sync = plan.name;
+  const sources = namesWithRole(plan, 'source');
+  // With one source, the targets receive; with several, every source receives too.
+  const receivers = namesWithRole(plan, ...(sources.length > 1 ? (['source', 'target'] as const) : (['target'] as const)));
+  const order = plan.databases.map((d) => d.name);
+  const open: Session[] = [];
+  const stopped = () =>
+    new PgferryError('STOPPED', `Sync "${sync}": the run was stopped by stop() before it finished; nothing of it was applied.`, { sync });
+  const openSession = async (name: string): Promise<Session> => {
+    if (deps.signal?.aborted) throw stopped();
+    const s = await Session.open(deps.dbs.get(name)!);
+    open.push(s);
+    return s;
+  };
+  const onAbort = () => {
+    for (const s of open) s.destroy();
+  };
+  deps.signal?.addEventListener('abort', onAbort);
+
+  try {
+    // 1. Read side: one REPEATABLE READ transaction per source, at its snapshot.
+    const reads = new Map<string, SourceRead>();
+    for (const name of sources) {
+      reads.set(name, await openSource(await openSession(name), deps.schema, sync, plan.relations));
+    }
+    const first = reads.get(sources[0]!)!;
+    const tables: TableState[] = [];
+    for (const rel of plan.relations) {
+      const info = await requireTable(first.session.client, rel, first.session.name);
+      if (info.key.length === 0) throw noKey(info, first.session.name);
+      tables.push({
+        index: 0,
+        info,
+        display: displayName(info),
+        columns: copiedColumns(info),
+        counts: new Map(),
+        merged: [],
+        result: { upserted: 0, deleted: 0, conflicts: 0 },
+      });
+    }
+    const ordered = orderByDependencies(tables.map((t) => ({ ...t, name: t.info.name, schema: t.info.schema, references: t.info.references })));
+    ordered.forEach((t, i) => (t.index = i));
+
+    // 2. Changed keys per table and source.
+    let total = 0;
+    for (const [i, t] of ordered.entries()) {
+      for (const [name, read] of reads) {
+        const n = await collectKeys(read, deps.schema, sync, t.info, i, plan.config.cascade);
+        t.counts.set(name, n);
+        total += n;
+      }
+    }
+
+    // 3. Conflicts: keys changed on more than one source.
+    if (sources.length > 1) {
+      for (const [i, t] of ordered.entries()) await settleConflicts(plan, deps, reads, t, i, order);
+    }
+
+    // 4. Apply, in chunks of at most chunkSize keys per table and source.
+    const chunkSize = plan.config.chunkSize;
+    const chunks = Math.max(1, ...ordered.flatMap((t) => [...t.counts.values()].map((n) => Math.ceil(n / chunkSize))));
+    const hasMerged = ordered.some((t) => t.merged.length > 0);
+    if (total > 0 || hasMerged) {
+      const checked = new Set<string>();
+      for (let c = 0; c < chunks; c++) {
+        const range = chunks > 1 ? { from: c * chunkSize, to: (c + 1) * chunkSize } : undefined;
+        await applyChunk(plan, deps, reads, ordered, receivers, c === 0, range, checked, openSession);
+      }
+    }
+
+    // 5. Move the watermarks: the changes read are delivered.
+    for (const read of reads.values()) {
+      await advanceWatermark(read, deps.schema, sync);
+      await read.session.commit();
+    }
+
+    const result: RunResult = {
+      sync,
+      runId,
+      reason,
+      status: total > 0 || hasMerged ? 'ok' : 'empty',
+      startedAt,
+      durationMs: Math.round(performance.now() - t0),
+      tables: Object.fromEntries(ordered.map((t) => [t.display, t.result])),
+      totals: ordered.reduce(
+        (a, t) => ({ upserted: a.upserted + t.result.upserted, deleted: a.deleted + t.result.deleted, conflicts: a.conflicts + t.result.conflicts }),
+        { upserted: 0, deleted: 0, conflicts: 0 },
+      ),
+    };
+    debug('%s run %s: %s in %dms', sync, runId, result.status, result.durationMs);
+    return result;
+  } catch (err) {
+    throw deps.signal?.aborted ? stopped() : asRunError(err, sync);
+  } finally {
+    deps.signal?.removeEventListener('abort', onAbort);
+    await Promise.all(open.map((s) => s.close()));
+  }
+}
+
+function noKey(t: TableInfo, database: string): PgferryError {
+  return new PgferryError(
+    'NO_PRIMARY_KEY',
+    `Table ${displayName(t)} on database "${database}" has no primary key and no unique index on NOT NULL columns, so changes to it cannot be matched across databases. Add a primary key, or replicate it with the 'fullcopy' role.`,
+    { database, table: displayName(t) },
+  );
+}
+
+export function asRunError(err: unknown, sync: string): PgferryError {
+  if (isPgferryError(err)) return err;
+  const e = err as { message?: string; code?: string };
+  return new PgferryError('RUN_FAILED', `Sync "${sync}" failed: ${e?.message ?? String(err)}`, { sync, cause: err });
+}
+
+/** Settles the conflicts of table `i`; losers' keys leave their key tables. */
+async function settleConflicts(plan: SyncPlan, deps: RunDeps, reads: Map<string, SourceRead>, t: TableState, i: number, order: string[]): Promise<void> {
+  const busy = [...reads.entries()].filter(([name]) => (t.counts.get(name) ?? 0) > 0);
+  if (busy.length < 2) return;
+  const conflicts = await findConflicts(busy.map(([, r]) => r.session), t.info, i);
+  if (conflicts.length === 0) return;
+  const strategy = strategyFor(plan.config.conflictStrategy, t.display);
+  const drop = new Map<string, string[]>(busy.map(([name]) => [name, []]));
+  for (const c of conflicts) {
+    const decision = decide(strategy, c.contenders, order);
+    const contenders = c.contenders.map((x) => x.db);
+    let winner: string | null = null;
+    let resolution: 'winner' | 'merged' | 'skip' = 'winner';
+    if (decision.kind === 'abort') {
+      throw new PgferryError(
+        'CONFLICT',
+        `Sync "${plan.name}": ${conflicts.length} conflict(s) in ${t.display}, e.g. key ${JSON.stringify(c.key)} changed on ${contenders.join(' and ')}; conflictStrategy is 'abort', so nothing was applied. Settle the rows by hand or choose another strategy.`,
+        { sync: plan.name, table: t.display },
+      );
+    } else if (decision.kind === 'winner') {
+      winner = decision.db;
+    } else if (decision.kind === 'skip') {
+      resolution = 'skip';
+    } else {
+      const rows: Record<string, Row | null> = {};
+      const changedAt: Record<string, Date> = {};
+      for (const x of c.contenders) {
+        rows[x.db] = await currentRow(reads.get(x.db)!.session, t.info, c.key);
+        changedAt[x.db] = x.changedAt;
+      }
+      const resolver = strategy as Exclude<typeof strategy, string | string[]>;
+      const answer = await resolver({ sync: plan.name, table: t.display, key: c.key, rows, changedAt });
+      if (answer === 'skip') {
+        resolution = 'skip';
+      } else if (answer && typeof answer === 'object' && 'winner' in answer && contenders.includes(answer.winner)) {
+        winner = answer.winner;
+      } else if (answer && typeof answer === 'object' && 'row' in answer && answer.row && typeof answer.row === 'object') {
+        resolution = 'merged';
+        t.merged.push({ ...answer.row, ...c.key });
+      } else {
+        throw new PgferryError(
+          'CONFLICT',
+          `Sync "${plan.name}": the conflict resolver for ${t.display} returned ${JSON.stringify(answer)} for key ${JSON.stringify(c.key)}; expected { winner: one of ${contenders.join(', ')} }, { row }, or 'skip'.`,
+          { sync: plan.name, table: t.display },
+        );
+      }
+    }
+    for (const db of contenders) if (db !== winner) drop.get(db)!.push(c.keyText);
+    t.result.conflicts++;
+    deps.emit('conflict', { sync: plan.name, table: t.display, key: c.key, resolution, winner, databases: contenders });
+  }
+  for (const [db, keys] of drop) {
+    if (keys.length === 0) continue;
+    await dropKeys(reads.get(db)!.session, t.info, i, keys);
+    t.counts.set(db, (t.counts.get(db) ?? 0) - keys.length);
+  }
+}
+
+/** Applies one chunk to every receiver, each in its own transaction, committed together. */
+async function applyChunk(
+  plan: SyncPlan,
+  deps: RunDeps,
+  reads: Map<string, SourceRead>,
+  tables: TableState[],
+  receivers: string[],
+  firstChunk: boolean,
+  range: { from: number; to: number } | undefined,
+  checked: Set<string>,
+  openSession: (name: string) => Promise<Session>,
+): Promise<void> {
+  const sync = plan.name;
+  const wantKeys = deps.emit.wants('rows:applied');
+  const writers = new Map<string, Session>();
+  const writer = async (name: string): Promise<Session> => {
+    let w = writers.get(name);
+    if (!w) {
+      w = await openSession(name);
+      await w.begin();
+      // Changes written here are tagged, so this sync never reads them back (no echo).
+      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, sync]);
+      writers.set(name, w);
+    }
+    return w;
+  };
+  const counted = new Set<string>();
+  const applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
+
+  const stage = async (d: Session, t: TableState, i: number): Promise<void> => {
+    await createStaging(d, t.info, i, t.columns);
+    for (const [name, read] of reads) {
+      if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
+      await stageRows(read.session, d, t.info, i, t.columns, range);
+    }
+    if (firstChunk && t.merged.length > 0) await stageObjects(d, t.info, i, t.columns, t.merged, sync);
+    if (plan.config.cascade) await dropOwnOrigin(d, i);
+  };
+
+  for (const name of receivers) {
+    const d = await writer(name);
+    // Stage every table first, then delete children before parents, then upsert parents first.
+    for (const [i, t] of tables.entries()) {
+      const key = `${name}\0${t.display}`;
+      if (!checked.has(key)) {
+        await checkReceiver(d, t.info, t.columns, reads.keys().next().value!);
+        checked.add(key);
+      }
+      await stage(d, t, i);
+      for (const [src, n] of await stagedCounts(d, i)) {
+        const id = `${src}\0${t.display}`;
+        if (counted.has(id)) continue;
+        counted.add(id);
+        if (src === sync) continue; // merged rows are counted below
+        t.result.upserted += n.present;
+        t.result.deleted += n.absent;
+      }
+    }
+    const dels = new Map<number, Applied>();
+    for (let i = tables.length - 1; i >= 0; i--) {
+      dels.set(i, await withExceptionHook(plan, tables[i]!, d, writer, () => applyDeletes(d, tables[i]!.info, i, wantKeys), () => stage(d, tables[i]!, i)));
+    }
+    for (const [i, t] of tables.entries()) {
+      const up = await withExceptionHook(plan, t, d, writer, () => applyUpserts(d, t.info, i, t.columns, wantKeys), () => stage(d, t, i));
+      applied.push({ target: name, table: t.display, up, del: dels.get(i)! });
+    }
+  }
+  if (firstChunk) for (const t of tables) t.result.upserted += t.merged.length;
+
+  // Commit every database written (receivers, and any a hook wrote to).
+  for (const w of writers.values()) await w.commit();
+  for (const a of applied) {
+    if (a.up.count === 0 && a.del.count === 0) continue;
+    deps.emit('rows:applied', { sync, target: a.target, table: a.table, upserted: a.up.keys, deleted: a.del.keys });
+  }
+}
+
+const CONSTRAINT_CLASS = '23';
+
+/**
+ * Runs one apply statement; when it fails on a constraint, rolls it back, lets the sync's
+ * onException hook settle it, and tries again (re-staging the rows) when the hook asks.
+ */
+async function withExceptionHook(
+  plan: SyncPlan,
+  t: TableState,
+  d: Session,
+  writer: (name: string) => Promise<Session>,
+  apply: () => Promise<Applied>,
+  restage: () => Promise<void>,
+): Promise<Applied> {
+  const hook = plan.config.onException;
+  for (let attempt = 0; ; attempt++) {
+    if (hook) await d.query('SAVEPOINT pgferry_apply');
+    try {
+      const r = await apply();
+      if (hook) await d.query('RELEASE SAVEPOINT pgferry_apply');
+      return r;
+    } catch (err) {
+      const e = err as { code?: string; constraint?: string; message?: string; detail?: string };
+      if (typeof e.code !== 'string' || !e.code.startsWith(CONSTRAINT_CLASS)) throw err;
+      let keys: RowKey[] = [];
+      if (hook) {
+        await d.query('ROLLBACK TO SAVEPOINT pgferry_apply');
+        keys = await stagedKeys(d, t.info, t.index);
+        if (attempt < MAX_EXCEPTION_RETRIES) {
+          const answer = await hook({
+            sync: plan.name,
+            table: t.display,
+            database: d.name,
+            error: err as Error,
+            constraint: e.constraint,
+            keys,
+            query: async (db, text, values) => {
+              if (!plan.databases.some((x) => x.name === db)) {
+                throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${plan.name}".`, { sync: plan.name, database: db });
+              }
+              return (await (await writer(db)).query(text, values)).rows;
+            },
+          });
+          if (answer === 'retry') {
+            await restage();
+            continue;
+          }
+        }
+      }
+      throw new PgferryError(
+        'CONSTRAINT_VIOLATION',
+        `Sync "${plan.name}": applying ${t.display} on database "${d.name}" violates constraint "${e.constraint ?? '?'}": ${e.message ?? ''}${e.detail ? ` (${e.detail})` : ''}` +
+          (keys.length ? `; keys being applied: ${JSON.stringify(keys.slice(0, 10))}${keys.length > 10 ? ` and ${keys.length - 10} more` : ''}` : '') +
+          `. Nothing of this run was applied. Fix the rows, or settle it with an onException hook.`,
+        { sync: plan.name, database: d.name, table: t.display, constraint: e.constraint, cause: err },
+      );
+    }
+  }
+}

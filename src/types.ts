@@ -1,0 +1,64 @@
+/** Shared public types that are not derived from a config schema. */
+
+/** Key of a row: the key columns and their values, e.g. `{ id: 42 }`. */
+export type RowKey = Record<string, unknown>;
+/** A row as node-postgres parses it. */
+export type Row = Record<string, unknown>;
+
+export type Role = 'source' | 'target' | 'fullcopy';
+
+/** What a custom conflict resolver is given: one key changed on two or more sources. */
+export interface Conflict {
+  sync: string;
+  /** `schema.table`, unquoted. */
+  table: string;
+  key: RowKey;
+  /** The current row on each source that changed the key (`null` where it is deleted there). */
+  rows: Record<string, Row | null>;
+  /** When each of those sources last changed the key (that server's clock at capture). */
+  changedAt: Record<string, Date>;
+}
+
+/** `{ winner }` copies that database's row everywhere; `{ row }` writes the merged row everywhere. */
+export type Resolution = { winner: string } | { row: Row } | 'skip';
+
+export type ConflictResolver = (conflict: Conflict) => Resolution | Promise<Resolution>;
+
+export type BuiltinStrategy = 'latest' | 'abort' | 'skip' | 'random';
+export type SimpleStrategy = BuiltinStrategy | string[] | ConflictResolver;
+export type ConflictStrategy = SimpleStrategy | { default?: SimpleStrategy; tables: Record<string, SimpleStrategy> };
+
+export interface ExceptionContext {
+  sync: string;
+  table: string;
+  /** The database whose apply failed. */
+  database: string;
+  error: Error;
+  constraint: string | undefined;
+  /** Keys that were being applied to `table` on `database`. */
+  keys: RowKey[];
+  /** Runs SQL inside the run's transaction on `db` (commits or rolls back with the run). */
+  query(db: string, text: string, values?: unknown[]): Promise<Row[]>;
+}
+
+export type ExceptionHandler = (ctx: ExceptionContext) => 'retry' | 'fail' | Promise<'retry' | 'fail'>;
+
+export interface TableResult {
+  upserted: number;
+  deleted: number;
+  conflicts: number;
+}
+
+/** What `kick()` resolves with and `sync:complete` carries. */
+export interface RunResult {
+  sync: string;
+  runId: string;
+  status: 'ok' | 'empty';
+  reason: RunReason;
+  startedAt: Date;
+  durationMs: number;
+  tables: Record<string, TableResult>;
+  totals: TableResult;
+}
+
+export type RunReason = 'kick' | 'autokick' | 'check' | 'retry';
