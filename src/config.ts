@@ -114,8 +114,11 @@ function issuesOf(error: z.ZodError, prefix: string): ConfigIssue[] {
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: [...base, key].join('.'), message: 'unknown option' });
     } else if (issue.code === 'invalid_union' && 'errors' in issue && Array.isArray(issue.errors)) {
-      // Report the most specific branch: the one with the fewest issues.
-      const best = [...issue.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      // Report the most specific branch: skip branches of the wrong kind altogether (a string
+      // where an object was given), then take the one with the fewest issues.
+      const wrongKind = (errs: z.core.$ZodIssue[]) => errs.length === 1 && errs[0]!.code === 'invalid_type' && errs[0]!.path.length === 0;
+      const candidates = issue.errors.filter((errs) => !wrongKind(errs));
+      const best = [...(candidates.length ? candidates : issue.errors)].sort((a, b) => a.length - b.length)[0] ?? [];
       if (best.length === 0) out.push({ path: base.join('.') || prefix, message: issue.message });
       for (const sub of best) {
         out.push(...issuesOf(new z.ZodError([{ ...sub, path: [...issue.path, ...sub.path] }]), prefix));

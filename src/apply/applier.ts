@@ -135,11 +135,16 @@ function toJsonRow(row: Record<string, unknown>, columns: string[]): Record<stri
   return out;
 }
 
-/** Staged keys per source: how many have a row there, how many are gone. */
-export async function stagedCounts(receiver: Session, i: number): Promise<Map<string, { present: number; absent: number }>> {
+/**
+ * Staged keys per source, before they are applied: how many have a row at the source, and
+ * how many are gone there but still exist on the receiver (the rows a delete will remove).
+ */
+export async function stagedCounts(receiver: Session, t: TableInfo, i: number): Promise<Map<string, { present: number; absent: number }>> {
+  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
   const r = await receiver.query<{ src: string; present: string; absent: string }>(
-    `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present, count(*) FILTER (WHERE NOT ${PRESENT}) AS absent
-       FROM pg_temp.${ident(stagingTable(i))} GROUP BY 1`,
+    `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
+            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})) AS absent
+       FROM pg_temp.${ident(stagingTable(i))} s GROUP BY 1`,
   );
   return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
 }

@@ -167,7 +167,10 @@ function noKey(t: TableInfo, database: string): PgferryError {
 }
 
 export function asRunError(err: unknown, sync: string): PgferryError {
-  if (isPgferryError(err)) return err;
+  if (isPgferryError(err)) {
+    if (err.sync === undefined) Object.defineProperty(err, 'sync', { value: sync, enumerable: true });
+    return err;
+  }
   const e = err as { message?: string; code?: string };
   return new PgferryError('RUN_FAILED', `Sync "${sync}" failed: ${e?.message ?? String(err)}`, { sync, cause: err });
 }
@@ -279,7 +282,7 @@ async function applyChunk(
         checked.add(key);
       }
       await stage(d, t, i);
-      for (const [src, n] of await stagedCounts(d, i)) {
+      for (const [src, n] of await stagedCounts(d, t.info, i)) {
         const id = `${src}\0${t.display}`;
         if (counted.has(id)) continue;
         counted.add(id);
