@@ -176,6 +176,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       config: cfg,
       relations,
       databases: Object.entries(cfg.databases).map(([db, role]) => ({ name: db, role })),
+      state: { onetimecopyDone: cfg.onetimecopy === 'never' },
     };
     const runner = new SyncRunner(
       name,
@@ -224,6 +225,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   /** Reads and checks every table of a sync on each source (nothing is changed). */
   async #readSources(plan: SyncPlan): Promise<Map<string, TableInfo[]>> {
     const out = new Map<string, TableInfo[]>();
+    // Full copies need no key and no capture; changes sent to targets (or between sources) do.
+    const incremental = plan.databases.filter((d) => d.role !== 'fullcopy').length > 1;
     for (const { name, role } of plan.databases) {
       if (role !== 'source') continue;
       const db = this.#dbs.get(name)!;
@@ -232,7 +235,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         const infos: TableInfo[] = [];
         for (const rel of plan.relations) {
           const t = await requireTable(client, rel, name).catch((e) => { throw db.wrap(e); });
-          if (t.kind === 'table' && t.key.length === 0) {
+          if (incremental && t.kind === 'table' && t.key.length === 0) {
             throw new PgferryError(
               'NO_PRIMARY_KEY',
               `Table ${displayName(t)} on database "${name}" has no primary key and no unique index on NOT NULL columns, so sync "${plan.name}" cannot replicate it incrementally. Add a primary key, or give it its own sync with a 'fullcopy' target.`,
@@ -241,7 +244,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
           }
           infos.push(t);
         }
-        out.set(name, infos);
+        out.set(name, incremental ? infos : []);
       } finally {
         client.release();
       }

@@ -59,6 +59,8 @@ export interface RunResult {
   durationMs: number;
   tables: Record<string, TableResult>;
   totals: TableResult;
+  /** Sequences of the sync and the value they were set to everywhere. */
+  sequences?: Record<string, string>;
 }
 
 export type RunReason = 'kick' | 'autokick' | 'check' | 'retry';

@@ -149,6 +149,21 @@ export async function stagedCounts(receiver: Session, t: TableInfo, i: number): 
   return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
 }
 
+/**
+ * After a TRUNCATE won on another source: empties the receiver's table except the rows of
+ * the keys it changed itself since (staged from its own read side as `source = receiver`),
+ * which are then taken out of the staging table.
+ */
+export async function emptyExceptOwn(receiver: Session, t: TableInfo, i: number): Promise<void> {
+  const st = `pg_temp.${ident(stagingTable(i))}`;
+  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+  await receiver.query(
+    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${match})`,
+    [receiver.name],
+  );
+  await receiver.query(`DELETE FROM ${st} WHERE ${SOURCE} = $1`, [receiver.name]);
+}
+
 /** Drops staged changes first written on the receiver itself: they are never sent back there. */
 export async function dropOwnOrigin(receiver: Session, i: number): Promise<void> {
   await receiver.query(`DELETE FROM pg_temp.${ident(stagingTable(i))} WHERE ${ORIGIN} = $1`, [receiver.name]);

@@ -113,6 +113,7 @@ $pgferry$`,
     `CREATE TRIGGER ${ident(triggerName(schema) + '_ins')} AFTER INSERT ON ${qualified(t)} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
     `CREATE TRIGGER ${ident(triggerName(schema) + '_upd')} AFTER UPDATE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
     `CREATE TRIGGER ${ident(triggerName(schema) + '_del')} AFTER DELETE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+    `CREATE TRIGGER ${ident(triggerName(schema) + '_trunc')} AFTER TRUNCATE ON ${qualified(t)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${quoteLiteral(schema)})`,
   ];
 }
 

@@ -51,6 +51,50 @@ CREATE TABLE ${s}.watermark (
 );`;
     },
   },
+  {
+    version: 2,
+    description: 'TRUNCATE capture',
+    sql: (schema) => {
+      const s = ident(schema);
+      return `
+-- One row per TRUNCATE of a captured table (its deltas cannot say "every key").
+CREATE TABLE ${s}.truncates (
+  table_schema text NOT NULL,
+  table_name text NOT NULL,
+  txid xid8 NOT NULL,
+  changed_at timestamptz NOT NULL,
+  applied_by text,
+  origin text
+);
+CREATE INDEX ON ${s}.truncates (txid);
+
+CREATE FUNCTION ${s}.capture_truncate() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $pgferry$
+BEGIN
+  INSERT INTO ${s}.truncates (table_schema, table_name, txid, changed_at, applied_by, origin)
+  VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, pg_current_xact_id(), clock_timestamp(),
+          nullif(current_setting('pgferry.applied_by', true), ''), nullif(current_setting('pgferry.origin', true), ''));
+  PERFORM pg_notify(TG_ARGV[0], TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
+  RETURN NULL;
+END
+$pgferry$;
+
+-- Tables captured by version 1 get their TRUNCATE trigger now.
+DO $do$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT table_schema, table_name FROM ${s}.captured LOOP
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%L)',
+                   ${quote(schema + '_capture_trunc')}, r.table_schema, r.table_name, ${quote(schema)}, ${quote(schema)});
+  END LOOP;
+END
+$do$;`;
+    },
+  },
 ];
+
+function quote(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

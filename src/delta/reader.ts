@@ -31,8 +31,13 @@ export function keyTable(i: number): string {
 }
 
 /** Opens the read transaction on a source and checks that the sync is installed there. */
-export async function openSource(session: Session, schema: string, sync: string, tables: QualifiedName[]): Promise<SourceRead> {
-  await session.begin('repeatable read');
+export async function openSource(session: Session, schema: string, sync: string, tables: QualifiedName[], begin = true): Promise<SourceRead> {
+  if (begin) await session.begin('repeatable read');
+  if (tables.length === 0) {
+    // Nothing captured is needed (full copies only): the snapshot alone matters.
+    const r = await session.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
+    return { session, snapshot: r.rows[0]!.snapshot, previous: null };
+  }
   const version = await installedVersion(session.client, schema);
   const missing = new Set(tables.map((t) => displayName(t)));
   if (version !== null) {
@@ -100,6 +105,32 @@ export async function collectKeys(
   if (n > 1000) await src.session.query(`ANALYZE ${kt}`);
   debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
   return n;
+}
+
+/** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */
+export async function lastTruncate(src: SourceRead, schema: string, sync: string, table: QualifiedName, cascade: boolean): Promise<{ micros: number } | null> {
+  const since = src.previous === null
+    ? 'true'
+    : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
+  const values: unknown[] = [sync, table.schema, table.name];
+  if (src.previous !== null) values.push(src.previous);
+  const r = await src.session.query<{ micros: string | null }>(
+    `SELECT (extract(epoch FROM max(changed_at)) * 1000000)::bigint::text AS micros
+       FROM ${ident(schema)}.truncates
+      WHERE table_schema = $2 AND table_name = $3 AND ${since}
+        AND applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`,
+    values,
+  );
+  const m = r.rows[0]?.micros;
+  return m == null ? null : { micros: Number(m) };
+}
+
+/** Forgets keys changed before `micros` (a TRUNCATE after them wins). Returns how many are left. */
+export async function dropKeysBefore(src: SourceRead, i: number, micros: number): Promise<number> {
+  const kt = ident(keyTable(i));
+  await src.session.query(`DELETE FROM ${kt} WHERE (extract(epoch FROM changed_at) * 1000000)::bigint < $1`, [micros]);
+  const r = await src.session.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${kt}`);
+  return Number(r.rows[0]!.n);
 }
 
 /** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */

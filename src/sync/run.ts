@@ -10,6 +10,7 @@ import {
   applyUpserts,
   checkReceiver,
   createStaging,
+  emptyExceptOwn,
   dropOwnOrigin,
   stageObjects,
   stageRows,
@@ -17,13 +18,15 @@ import {
   stagedKeys,
   type Applied,
 } from '../apply/applier.js';
+import { binaryCompatible, copyTable, emptyTable, estimateRows, isEmpty } from '../apply/fullcopy.js';
+import { readSequence, winningSequence, writeSequence } from '../apply/sequences.js';
 import { APPLIED_BY_SETTING } from '../capture/install.js';
 import { copiedColumns, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
 import { currentRow, dropKeys, findConflicts } from '../conflict/detect.js';
 import { decide, strategyFor } from '../conflict/strategies.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
-import { advanceWatermark, collectKeys, openSource, type SourceRead } from '../delta/reader.js';
+import { advanceWatermark, collectKeys, dropKeysBefore, lastTruncate, openSource, type SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { displayName } from '../sql/ident.js';
@@ -48,6 +51,10 @@ interface TableState {
   columns: string[];
   /** Changed keys per source (after conflicts were settled). */
   counts: Map<string, number>;
+  /** Highest key number in any source's key table (chunks cover 1..span). */
+  span: number;
+  /** The newest TRUNCATE among the sources, when one happened since the last run. */
+  truncate: { db: string; micros: number } | null;
   /** Rows merged by a resolver, written to every database. */
   merged: Row[];
   result: TableResult;
@@ -63,6 +70,7 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
   const sources = namesWithRole(plan, 'source');
   // With one source, the targets receive; with several, every source receives too.
   const receivers = namesWithRole(plan, ...(sources.length > 1 ? (['source', 'target'] as const) : (['target'] as const)));
+  const fullcopies = namesWithRole(plan, 'fullcopy');
   const order = plan.databases.map((d) => d.name);
   const open: Session[] = [];
   const stopped = () =>
@@ -80,66 +88,112 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
 
   try {
     // 1. Read side: one REPEATABLE READ transaction per source, at its snapshot.
+    const firstSession = await openSession(sources[0]!);
+    await firstSession.begin('repeatable read');
+    const infos: TableInfo[] = [];
+    for (const rel of plan.relations) infos.push(await requireTable(firstSession.client, rel, firstSession.name));
+    const incremental = receivers.length > 0;
+    const tableInfos = infos.filter((t) => t.kind === 'table');
     const reads = new Map<string, SourceRead>();
     for (const name of sources) {
-      reads.set(name, await openSource(await openSession(name), deps.schema, sync, plan.relations));
+      const session = name === sources[0] ? firstSession : await openSession(name);
+      reads.set(name, await openSource(session, deps.schema, sync, incremental ? tableInfos : [], name !== sources[0]));
     }
+    if (incremental) for (const t of tableInfos) if (t.key.length === 0) throw noKey(t, firstSession.name);
     const first = reads.get(sources[0]!)!;
-    const tables: TableState[] = [];
-    for (const rel of plan.relations) {
-      const info = await requireTable(first.session.client, rel, first.session.name);
-      if (info.key.length === 0) throw noKey(info, first.session.name);
-      tables.push({
-        index: 0,
-        info,
-        display: displayName(info),
-        columns: copiedColumns(info),
-        counts: new Map(),
-        merged: [],
-        result: { upserted: 0, deleted: 0, conflicts: 0 },
-      });
-    }
-    const ordered = orderByDependencies(tables.map((t) => ({ ...t, name: t.info.name, schema: t.info.schema, references: t.info.references })));
+    const tables: TableState[] = tableInfos.map((info) => ({
+      index: 0,
+      info,
+      display: displayName(info),
+      columns: copiedColumns(info),
+      counts: new Map(),
+      span: 0,
+      merged: [],
+      truncate: null,
+      result: { upserted: 0, deleted: 0, conflicts: 0 },
+    }));
+    const ordered = orderByDependencies(tables.map((t) => Object.assign(t, { name: t.info.name, schema: t.info.schema, references: t.info.references })));
     ordered.forEach((t, i) => (t.index = i));
 
-    // 2. Changed keys per table and source.
-    let total = 0;
-    for (const [i, t] of ordered.entries()) {
-      for (const [name, read] of reads) {
-        const n = await collectKeys(read, deps.schema, sync, t.info, i, plan.config.cascade);
-        t.counts.set(name, n);
-        total += n;
+    // 2. Which receivers get a whole copy of which tables this run (onetimecopy).
+    const copyInto = new Map<string, Set<number>>();
+    if (!plan.state.onetimecopyDone && plan.config.onetimecopy !== 'never') {
+      for (const name of namesWithRole(plan, 'target')) {
+        const set = new Set<number>();
+        if (plan.config.onetimecopy === 'always') {
+          for (const t of ordered) set.add(t.index);
+        } else {
+          const probe = await openSession(name);
+          for (const t of ordered) if (await isEmpty(probe, t.info)) set.add(t.index);
+        }
+        copyInto.set(name, set);
       }
     }
 
-    // 3. Conflicts: keys changed on more than one source.
-    if (sources.length > 1) {
-      for (const [i, t] of ordered.entries()) await settleConflicts(plan, deps, reads, t, i, order);
+    // 3. Changed keys per table and source; TRUNCATEs; conflicts.
+    let total = 0;
+    if (incremental) {
+      for (const t of ordered) {
+        let winner: { db: string; micros: number } | null = null;
+        for (const [name, read] of reads) {
+          const n = await collectKeys(read, deps.schema, sync, t.info, t.index, plan.config.cascade);
+          t.counts.set(name, n);
+          t.span = Math.max(t.span, n);
+          const tr = await lastTruncate(read, deps.schema, sync, t.info, plan.config.cascade);
+          if (tr && (!winner || tr.micros > winner.micros)) winner = { db: name, micros: tr.micros };
+        }
+        if (winner) {
+          // Only changes made after the newest TRUNCATE survive it.
+          t.truncate = winner;
+          for (const [name, read] of reads) t.counts.set(name, await dropKeysBefore(read, t.index, winner.micros));
+        }
+        for (const n of t.counts.values()) total += n;
+        if (t.truncate) total++;
+      }
+      if (sources.length > 1) {
+        for (const t of ordered) await settleConflicts(plan, deps, reads, t, t.index, order);
+      }
     }
 
     // 4. Apply, in chunks of at most chunkSize keys per table and source.
     const chunkSize = plan.config.chunkSize;
-    const chunks = Math.max(1, ...ordered.flatMap((t) => [...t.counts.values()].map((n) => Math.ceil(n / chunkSize))));
+    const chunks = Math.max(1, ...ordered.map((t) => Math.ceil(t.span / chunkSize)));
     const hasMerged = ordered.some((t) => t.merged.length > 0);
-    if (total > 0 || hasMerged) {
+    const copies = [...copyInto.values()].some((s) => s.size > 0);
+    if (incremental && (total > 0 || hasMerged || copies)) {
       const checked = new Set<string>();
       for (let c = 0; c < chunks; c++) {
         const range = chunks > 1 ? { from: c * chunkSize, to: (c + 1) * chunkSize } : undefined;
-        await applyChunk(plan, deps, reads, ordered, receivers, c === 0, range, checked, openSession);
+        await applyChunk(plan, deps, reads, ordered, receivers, c === 0, range, checked, openSession, copyInto);
       }
     }
 
-    // 5. Move the watermarks: the changes read are delivered.
-    for (const read of reads.values()) {
-      await advanceWatermark(read, deps.schema, sync);
-      await read.session.commit();
+    // 5. Full copies to 'fullcopy' databases: one transaction per table (per run when tables
+    //    reference each other, so foreign keys hold).
+    for (const name of fullcopies) {
+      await fullCopyTo(plan, deps, first.session, name, ordered, openSession);
+    }
+
+    // 6. Move the watermarks: the changes read are delivered.
+    if (incremental) {
+      for (const read of reads.values()) {
+        await advanceWatermark(read, deps.schema, sync);
+      }
+    }
+    for (const read of reads.values()) await read.session.commit();
+    plan.state.onetimecopyDone = true;
+
+    // 7. Sequences (not transactional): the furthest value wins everywhere.
+    const sequences: Record<string, string> = {};
+    for (const q of infos.filter((t) => t.kind === 'sequence')) {
+      sequences[displayName(q)] = await syncSequence(plan, q, openSession);
     }
 
     const result: RunResult = {
       sync,
       runId,
       reason,
-      status: total > 0 || hasMerged ? 'ok' : 'empty',
+      status: total > 0 || hasMerged || copies || fullcopies.length > 0 ? 'ok' : 'empty',
       startedAt,
       durationMs: Math.round(performance.now() - t0),
       tables: Object.fromEntries(ordered.map((t) => [t.display, t.result])),
@@ -147,6 +201,7 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
         (a, t) => ({ upserted: a.upserted + t.result.upserted, deleted: a.deleted + t.result.deleted, conflicts: a.conflicts + t.result.conflicts }),
         { upserted: 0, deleted: 0, conflicts: 0 },
       ),
+      ...(Object.keys(sequences).length > 0 && { sequences }),
     };
     debug('%s run %s: %s in %dms', sync, runId, result.status, result.durationMs);
     return result;
@@ -156,6 +211,62 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
     deps.signal?.removeEventListener('abort', onAbort);
     await Promise.all(open.map((s) => s.close()));
   }
+}
+
+/** Sets a sequence on every database of the sync to the sources' furthest value. */
+async function syncSequence(plan: SyncPlan, q: TableInfo, openSession: (name: string) => Promise<Session>): Promise<string> {
+  const sessions = new Map<string, Session>();
+  for (const d of plan.databases) sessions.set(d.name, await openSession(d.name));
+  const states = [];
+  for (const name of namesWithRole(plan, 'source')) states.push(await readSequence(sessions.get(name)!, q));
+  const want = winningSequence(states);
+  for (const s of sessions.values()) await writeSequence(s, q, want);
+  return want.lastValue.toString();
+}
+
+/** Full copy of every table into one 'fullcopy' database, from the first source's snapshot. */
+async function fullCopyTo(
+  plan: SyncPlan,
+  deps: RunDeps,
+  source: Session,
+  name: string,
+  tables: TableState[],
+  openSession: (name: string) => Promise<Session>,
+): Promise<void> {
+  const linked = tables.some((t) => t.info.references.some((r) => tables.some((o) => o.display === r && o !== t)));
+  let w: Session | null = null;
+  for (const t of tables) {
+    if (!w) {
+      w = await openSession(name);
+      await w.begin();
+      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, plan.name]);
+    }
+    await checkReceiver(w, t.info, t.columns, source.name);
+    t.result.upserted += await copyWhole(plan, deps, source, w, t);
+    if (!linked) {
+      await w.commit();
+      w = null;
+    }
+  }
+  if (w) await w.commit();
+}
+
+/** Empties `t` on the receiver and copies every row into it, reporting progress. */
+async function copyWhole(plan: SyncPlan, deps: RunDeps, source: Session, receiver: Session, t: TableState): Promise<number> {
+  await emptyTable(receiver, t.info);
+  const binary = await binaryCompatible(source, receiver, t.info, t.columns);
+  const wants = deps.emit.wants('copy:progress');
+  const totalEstimate = wants ? await estimateRows(source, t.info) : -1;
+  return copyTable(source, receiver, t.info, t.columns, {
+    binary,
+    ...(wants && {
+      progress: {
+        db: receiver.db,
+        everyMs: 250,
+        report: (p) => deps.emit('copy:progress', { sync: plan.name, table: t.display, target: receiver.name, rows: p.rows, totalEstimate, done: p.done }),
+      },
+    }),
+  });
 }
 
 function noKey(t: TableInfo, database: string): PgferryError {
@@ -244,6 +355,7 @@ async function applyChunk(
   range: { from: number; to: number } | undefined,
   checked: Set<string>,
   openSession: (name: string) => Promise<Session>,
+  copyInto: Map<string, Set<number>>,
 ): Promise<void> {
   const sync = plan.name;
   const wantKeys = deps.emit.wants('rows:applied');
@@ -264,6 +376,12 @@ async function applyChunk(
 
   const stage = async (d: Session, t: TableState, i: number): Promise<void> => {
     await createStaging(d, t.info, i, t.columns);
+    if (firstChunk && t.truncate && t.truncate.db !== d.name) {
+      // A TRUNCATE won: the receiver keeps only the rows it changed itself since.
+      const own = reads.get(d.name);
+      if (own && (t.counts.get(d.name) ?? 0) > 0) await stageRows(own.session, d, t.info, i, t.columns);
+      await emptyExceptOwn(d, t.info, i);
+    }
     for (const [name, read] of reads) {
       if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
       await stageRows(read.session, d, t.info, i, t.columns, range);
@@ -272,14 +390,22 @@ async function applyChunk(
     if (plan.config.cascade) await dropOwnOrigin(d, i);
   };
 
+  const firstSource = reads.values().next().value!.session;
   for (const name of receivers) {
     const d = await writer(name);
+    const wholeCopies = copyInto.get(name) ?? new Set<number>();
     // Stage every table first, then delete children before parents, then upsert parents first.
     for (const [i, t] of tables.entries()) {
       const key = `${name}\0${t.display}`;
       if (!checked.has(key)) {
-        await checkReceiver(d, t.info, t.columns, reads.keys().next().value!);
+        await checkReceiver(d, t.info, t.columns, firstSource.name);
         checked.add(key);
+      }
+      if (wholeCopies.has(i)) {
+        // onetimecopy: the whole table at the source's snapshot replaces the changes.
+        if (firstChunk) t.result.upserted += await copyWhole(plan, deps, firstSource, d, t);
+        await createStaging(d, t.info, i, t.columns);
+        continue;
       }
       await stage(d, t, i);
       for (const [src, n] of await stagedCounts(d, t.info, i)) {

@@ -1,0 +1,115 @@
+/**
+ * Full copies: empty the receiving table and stream every row of the source into it, in the
+ * receiver's transaction, so a reader of the receiver sees the old contents or the new, never
+ * a half-filled table. Rows travel as COPY data, never parsed in JavaScript: binary format
+ * where every column has the same built-in type on both sides, text otherwise.
+ */
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { TableInfo } from '../catalog/tables.js';
+import type { Database } from '../db/database.js';
+import type { Session } from '../db/session.js';
+import { identList, qualified } from '../sql/ident.js';
+
+/** First OID of user-defined objects: types below it are built in and binary-compatible. */
+const FIRST_USER_OID = 16384;
+
+export interface CopyProgress {
+  rows: number;
+  done: boolean;
+}
+
+/** Empties the table on the receiver: TRUNCATE where foreign keys allow, else DELETE. */
+export async function emptyTable(receiver: Session, t: { schema: string; name: string }): Promise<void> {
+  await receiver.query('SAVEPOINT pgferry_empty');
+  try {
+    await receiver.query(`TRUNCATE ONLY ${qualified(t)}`);
+    await receiver.query('RELEASE SAVEPOINT pgferry_empty');
+  } catch (err) {
+    // 0A000: the table is referenced by a foreign key from a table not emptied with it.
+    if ((err as { code?: string }).code !== '0A000') throw err;
+    await receiver.query('ROLLBACK TO SAVEPOINT pgferry_empty');
+    await receiver.query(`DELETE FROM ONLY ${qualified(t)}`);
+  }
+}
+
+/** Whether binary COPY is safe: same built-in type for every column on both sides. */
+export async function binaryCompatible(source: Session, receiver: Session, t: TableInfo, columns: string[]): Promise<boolean> {
+  const types = async (s: Session) => {
+    const r = await s.query<{ name: string; oid: number; elem: number }>(
+      `SELECT a.attname AS name, a.atttypid::int AS oid, coalesce(ty.typelem, 0)::int AS elem
+         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+        WHERE a.attrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND c.relname = $2)
+          AND a.attnum > 0 AND NOT a.attisdropped`,
+      [t.schema, t.name],
+    );
+    return new Map(r.rows.map((x) => [x.name, x]));
+  };
+  const [a, b] = await Promise.all([types(source), types(receiver)]);
+  return columns.every((c) => {
+    const x = a.get(c);
+    const y = b.get(c);
+    return !!x && !!y && x.oid === y.oid && x.oid < FIRST_USER_OID && x.elem < FIRST_USER_OID;
+  });
+}
+
+/**
+ * Streams every row of `t` from the source's snapshot into the (emptied) receiver table.
+ * `onProgress` is called about every `progressMs` with the rows the receiver has taken in
+ * (read from pg_stat_progress_copy on a separate connection) and once at the end.
+ */
+export async function copyTable(
+  source: Session,
+  receiver: Session,
+  t: TableInfo,
+  columns: string[],
+  opts: { binary: boolean; progress?: { db: Database; everyMs: number; report: (p: CopyProgress) => void } },
+): Promise<number> {
+  const fmt = opts.binary ? ' (FORMAT binary)' : '';
+  const cols = identList(columns);
+  const reader = source.client.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${qualified(t)}) TO STDOUT${fmt}`));
+  const writer = receiver.client.query(copyFrom(`COPY ${qualified(t)} (${cols}) FROM STDIN${fmt}`));
+  let timer: NodeJS.Timeout | undefined;
+  let polling = false;
+  const progress = opts.progress;
+  if (progress) {
+    const pid = (receiver.client as unknown as { processID?: number }).processID;
+    timer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      progress.db
+        .query<{ n: string }>(`SELECT tuples_processed::text AS n FROM pg_stat_progress_copy WHERE pid = $1`, [pid])
+        .then((r) => {
+          if (r[0]) progress.report({ rows: Number(r[0].n), done: false });
+        })
+        .catch(() => undefined)
+        .finally(() => (polling = false));
+    }, progress.everyMs);
+    timer.unref();
+  }
+  try {
+    await pipeline(reader, writer);
+  } catch (err) {
+    source.markBroken(err as Error);
+    receiver.noteError(err);
+    throw receiver.db.wrap(err);
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+  progress?.report({ rows: writer.rowCount, done: true });
+  return writer.rowCount;
+}
+
+/** The planner's estimate of a table's rows on the source (-1 when never analyzed). */
+export async function estimateRows(source: Session, t: TableInfo): Promise<number> {
+  const r = await source.query<{ n: number }>(`SELECT reltuples::float8 AS n FROM pg_catalog.pg_class WHERE oid = $1`, [t.oid]);
+  const n = r.rows[0]?.n ?? -1;
+  return n < 0 ? -1 : Math.round(n);
+}
+
+/** Whether the receiver's table has no rows. */
+export async function isEmpty(receiver: Session, t: { schema: string; name: string }): Promise<boolean> {
+  const r = await receiver.query(`SELECT 1 FROM ONLY ${qualified(t)} LIMIT 1`);
+  return r.rowCount === 0;
+}
