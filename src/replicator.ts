@@ -21,6 +21,7 @@ import { displayName, parseQualifiedName } from './sql/ident.js';
 import { MemoryControlStore, type ControlStore } from './store/control-store.js';
 import type { SyncPlan } from './sync/plan.js';
 import { runSync } from './sync/run.js';
+import { validateSync, type ValidationResult } from './sync/validate.js';
 import type { Role, RunReason, RunResult } from './types.js';
 
 const debug = createDebug('pgferry:replicator');
@@ -441,6 +442,16 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /**
+   * Compares every table of a sync across its databases and reports the keys whose rows
+   * differ or are missing. Reads only.
+   *
+   * @example const v = await rep.validate('shop'); if (!v.equal) console.log(v.tables);
+   */
+  async validate(sync: string): Promise<ValidationResult> {
+    return validateSync(this.#sync(sync).plan, this.#dbs);
   }
 
   /** What runs and what happened last, per sync. */

@@ -57,6 +57,8 @@ export interface RunResult {
   reason: RunReason;
   startedAt: Date;
   durationMs: number;
+  /** Transactions the changes were applied in on each receiver (large backlogs take several). */
+  chunks: number;
   tables: Record<string, TableResult>;
   totals: TableResult;
   /** Sequences of the sync and the value they were set to everywhere. */

@@ -141,3 +141,24 @@ export async function advanceWatermark(src: SourceRead, schema: string, sync: st
     [sync, src.snapshot],
   );
 }
+
+/**
+ * Deletes the deltas (and TRUNCATE records) of `table` that every sync reading it has
+ * delivered: those whose transaction is older than the oldest watermark's xmin, so they are
+ * visible in every watermark. A sync that never ran keeps everything. Row locks only: writers
+ * go on while it runs.
+ */
+export async function pruneDeltas(session: Session, schema: string, table: QualifiedName & { key: string[] }): Promise<number> {
+  const s = ident(schema);
+  const horizon = await session.query<{ xmin: string | null; all_ran: boolean }>(
+    `SELECT min(pg_snapshot_xmin(w.snapshot))::text AS xmin, bool_and(w.snapshot IS NOT NULL) AS all_ran
+       FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
+      WHERE st.table_schema = $1 AND st.table_name = $2`,
+    [table.schema, table.name],
+  );
+  const h = horizon.rows[0];
+  if (!h?.xmin || !h.all_ran) return 0;
+  const r = await session.query(`DELETE FROM ${s}.${ident(deltaTableName(table))} WHERE txid < $1::xid8`, [h.xmin]);
+  await session.query(`DELETE FROM ${s}.truncates WHERE table_schema = $1 AND table_name = $2 AND txid < $3::xid8`, [table.schema, table.name, h.xmin]);
+  return r.rowCount ?? 0;
+}

@@ -26,7 +26,7 @@ import { currentRow, dropKeys, findConflicts } from '../conflict/detect.js';
 import { decide, strategyFor } from '../conflict/strategies.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
-import { advanceWatermark, collectKeys, dropKeysBefore, lastTruncate, openSource, type SourceRead } from '../delta/reader.js';
+import { advanceWatermark, collectKeys, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { displayName } from '../sql/ident.js';
@@ -182,6 +182,15 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
     }
     for (const read of reads.values()) await read.session.commit();
     plan.state.onetimecopyDone = true;
+    if (incremental) {
+      // Deltas every sync has delivered are gone: delta tables stay small in steady state.
+      for (const read of reads.values()) {
+        for (const t of ordered) {
+          const n = await pruneDeltas(read.session, deps.schema, t.info);
+          if (n > 0) debug('%s: pruned %d deltas of %s', read.session.name, n, t.display);
+        }
+      }
+    }
 
     // 7. Sequences (not transactional): the furthest value wins everywhere.
     const sequences: Record<string, string> = {};
@@ -196,6 +205,7 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
       status: total > 0 || hasMerged || copies || fullcopies.length > 0 ? 'ok' : 'empty',
       startedAt,
       durationMs: Math.round(performance.now() - t0),
+      chunks: incremental && (total > 0 || hasMerged || copies) ? chunks : 0,
       tables: Object.fromEntries(ordered.map((t) => [t.display, t.result])),
       totals: ordered.reduce(
         (a, t) => ({ upserted: a.upserted + t.result.upserted, deleted: a.deleted + t.result.deleted, conflicts: a.conflicts + t.result.conflicts }),

@@ -1,0 +1,89 @@
+import pg from 'pg';
+import { ident } from '../sql/ident.js';
+import type { ControlStore, RunRecord } from './control-store.js';
+
+export interface PostgresControlStoreOptions {
+  /** A connection string or pool config for the control database, or `{ pool }` you own. */
+  connection: string | pg.PoolConfig | { pool: pg.Pool };
+  /** Schema for the store's table (default `pgferry_control`). */
+  schema?: string;
+  /** Runs kept per sync (older ones are deleted); default 1000. */
+  keepRuns?: number;
+}
+
+/**
+ * Keeps run history in a PostgreSQL database, so it outlives the process and several
+ * replicator processes can read one history.
+ */
+export class PostgresControlStore implements ControlStore {
+  readonly #pool: pg.Pool;
+  readonly #owns: boolean;
+  readonly #table: string;
+  readonly #schema: string;
+  readonly #keep: number;
+
+  constructor(opts: PostgresControlStoreOptions) {
+    const c = opts.connection;
+    if (typeof c === 'object' && 'pool' in c && c.pool) {
+      this.#pool = c.pool;
+      this.#owns = false;
+    } else {
+      this.#pool = new pg.Pool(typeof c === 'string' ? { connectionString: c, max: 2 } : { max: 2, ...(c as pg.PoolConfig) });
+      this.#owns = true;
+    }
+    this.#pool.on('error', () => undefined);
+    this.#schema = opts.schema ?? 'pgferry_control';
+    this.#table = `${ident(this.#schema)}.runs`;
+    this.#keep = opts.keepRuns ?? 1000;
+  }
+
+  async init(): Promise<void> {
+    await this.#pool.query(`CREATE SCHEMA IF NOT EXISTS ${ident(this.#schema)}`);
+    await this.#pool.query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
+      run_id text PRIMARY KEY,
+      sync text NOT NULL,
+      reason text NOT NULL,
+      status text NOT NULL,
+      started_at timestamptz NOT NULL,
+      duration_ms integer NOT NULL,
+      rows bigint NOT NULL,
+      error_code text,
+      error_message text
+    )`);
+    await this.#pool.query(`CREATE INDEX IF NOT EXISTS runs_sync_started ON ${this.#table} (sync, started_at DESC)`);
+  }
+
+  async recordRun(run: RunRecord): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO ${this.#table} (run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id) DO NOTHING`,
+      [run.runId, run.sync, run.reason, run.status, run.startedAt, run.durationMs, run.rows, run.error?.code ?? null, run.error?.message ?? null],
+    );
+    await this.#pool.query(
+      `DELETE FROM ${this.#table} WHERE sync = $1 AND run_id IN (SELECT run_id FROM ${this.#table} WHERE sync = $1 ORDER BY started_at DESC OFFSET $2)`,
+      [run.sync, this.#keep],
+    );
+  }
+
+  async runs(sync?: string, limit = 100): Promise<RunRecord[]> {
+    const r = await this.#pool.query(
+      `SELECT run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message FROM ${this.#table}
+        WHERE $1::text IS NULL OR sync = $1 ORDER BY started_at DESC LIMIT $2`,
+      [sync ?? null, limit],
+    );
+    return r.rows.map((x) => ({
+      runId: x.run_id,
+      sync: x.sync,
+      reason: x.reason,
+      status: x.status,
+      startedAt: x.started_at,
+      durationMs: x.duration_ms,
+      rows: Number(x.rows),
+      ...(x.error_code && { error: { code: x.error_code, message: x.error_message } }),
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#owns && !this.#pool.ended) await this.#pool.end();
+  }
+}
