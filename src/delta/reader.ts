@@ -9,6 +9,8 @@
  * copied out with one COPY per target and nothing waits in memory.
  */
 import createDebug from 'debug';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { installedVersion } from '../capture/install.js';
@@ -81,10 +83,7 @@ export async function collectKeys(
   const delta = `${ident(schema)}.${ident(deltaTableName(table))}`;
   const kt = ident(keyTable(i));
   const keys = identList(table.key);
-  await src.session.query(
-    `CREATE TEMP TABLE ${kt} ON COMMIT DROP AS
-       SELECT ${keys}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n FROM ${delta} WITH NO DATA`,
-  );
+  await createKeyTable(src.session, schema, table, i);
   const since = src.previous === null
     ? 'true'
     : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
@@ -105,6 +104,27 @@ export async function collectKeys(
   if (n > 1000) await src.session.query(`ANALYZE ${kt}`);
   debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
   return n;
+}
+
+async function createKeyTable(session: Session, schema: string, table: TableInfo, i: number): Promise<void> {
+  await session.query(
+    `CREATE TEMP TABLE ${ident(keyTable(i))} ON COMMIT DROP AS
+       SELECT ${identList(table.key)}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n
+         FROM ${ident(schema)}.${ident(deltaTableName(table))} WITH NO DATA`,
+  );
+}
+
+/** Copies key table `i` from one session to another on the same database (COPY, no parsing). */
+export async function copyKeyTable(from: Session, to: Session, schema: string, table: TableInfo, i: number): Promise<void> {
+  await createKeyTable(to, schema, table, i);
+  const kt = `pg_temp.${ident(keyTable(i))}`;
+  try {
+    await pipeline(from.client.query(copyTo(`COPY ${kt} TO STDOUT`)), to.client.query(copyFrom(`COPY ${kt} FROM STDIN`)));
+  } catch (err) {
+    from.markBroken(err as Error);
+    to.noteError(err);
+    throw to.db.wrap(err);
+  }
 }
 
 /** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */

@@ -26,11 +26,11 @@ import { currentRow, dropKeys, findConflicts } from '../conflict/detect.js';
 import { decide, strategyFor } from '../conflict/strategies.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
-import { advanceWatermark, collectKeys, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
+import { advanceWatermark, collectKeys, copyKeyTable, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { displayName } from '../sql/ident.js';
-import type { Row, RowKey, RunReason, RunResult, TableResult } from '../types.js';
+import type { ExceptionContext, Row, RowKey, RunReason, RunResult, TableResult } from '../types.js';
 import { namesWithRole, type SyncPlan } from './plan.js';
 
 const debug = createDebug('pgferry:run');
@@ -384,6 +384,35 @@ async function applyChunk(
   const counted = new Set<string>();
   const applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
 
+  // Sources an onException hook wrote to: their rows are read from then on through the
+  // run's write transaction there (which sees the hook's writes), not the read snapshot.
+  const hookWrote = new Set<string>();
+  const keysCopied = new Set<string>();
+  const rowsFrom = async (name: string): Promise<Session> => {
+    const read = reads.get(name)!;
+    if (!hookWrote.has(name)) return read.session;
+    const w = await writer(name);
+    if (!keysCopied.has(name)) {
+      for (const t of tables) await copyKeyTable(read.session, w, deps.schema, t.info, t.index);
+      keysCopied.add(name);
+    }
+    return w;
+  };
+  const hookQuery = async (db: string, text: string, values?: unknown[]) => {
+    if (!plan.databases.some((x) => x.name === db)) {
+      throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${plan.name}".`, { sync: plan.name, database: db });
+    }
+    const w = await writer(db);
+    if (reads.has(db)) hookWrote.add(db);
+    // The hook's writes are the application's: captured and sent like any other change.
+    await w.query(`SELECT set_config($1, '', true)`, [APPLIED_BY_SETTING]);
+    try {
+      return (await w.query(text, values)).rows;
+    } finally {
+      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, sync]);
+    }
+  };
+
   const stage = async (d: Session, t: TableState, i: number): Promise<void> => {
     await createStaging(d, t.info, i, t.columns);
     if (firstChunk && t.truncate && t.truncate.db !== d.name) {
@@ -392,9 +421,9 @@ async function applyChunk(
       if (own && (t.counts.get(d.name) ?? 0) > 0) await stageRows(own.session, d, t.info, i, t.columns);
       await emptyExceptOwn(d, t.info, i);
     }
-    for (const [name, read] of reads) {
+    for (const name of reads.keys()) {
       if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
-      await stageRows(read.session, d, t.info, i, t.columns, range);
+      await stageRows(await rowsFrom(name), d, t.info, i, t.columns, range);
     }
     if (firstChunk && t.merged.length > 0) await stageObjects(d, t.info, i, t.columns, t.merged, sync);
     if (plan.config.cascade) await dropOwnOrigin(d, i);
@@ -429,11 +458,27 @@ async function applyChunk(
     }
     const dels = new Map<number, Applied>();
     for (let i = tables.length - 1; i >= 0; i--) {
-      dels.set(i, await withExceptionHook(plan, tables[i]!, d, writer, () => applyDeletes(d, tables[i]!.info, i, wantKeys), () => stage(d, tables[i]!, i)));
+      dels.set(i, await withExceptionHook(plan, tables[i]!, d, hookQuery, () => applyDeletes(d, tables[i]!.info, i, wantKeys), () => stage(d, tables[i]!, i)));
     }
     for (const [i, t] of tables.entries()) {
-      const up = await withExceptionHook(plan, t, d, writer, () => applyUpserts(d, t.info, i, t.columns, wantKeys), () => stage(d, t, i));
-      applied.push({ target: name, table: t.display, up, del: dels.get(i)! });
+      const del = dels.get(i)!;
+      const up = await withExceptionHook(
+        plan,
+        t,
+        d,
+        hookQuery,
+        async (attempt) => {
+          if (attempt > 0) {
+            // Re-staged after a hook: keys that are gone now are deleted first.
+            const again = await applyDeletes(d, t.info, i, wantKeys);
+            del.count += again.count;
+            del.keys.push(...again.keys);
+          }
+          return applyUpserts(d, t.info, i, t.columns, wantKeys);
+        },
+        () => stage(d, t, i),
+      );
+      applied.push({ target: name, table: t.display, up, del });
     }
   }
   if (firstChunk) for (const t of tables) t.result.upserted += t.merged.length;
@@ -456,15 +501,15 @@ async function withExceptionHook(
   plan: SyncPlan,
   t: TableState,
   d: Session,
-  writer: (name: string) => Promise<Session>,
-  apply: () => Promise<Applied>,
+  query: ExceptionContext['query'],
+  apply: (attempt: number) => Promise<Applied>,
   restage: () => Promise<void>,
 ): Promise<Applied> {
   const hook = plan.config.onException;
   for (let attempt = 0; ; attempt++) {
     if (hook) await d.query('SAVEPOINT pgferry_apply');
     try {
-      const r = await apply();
+      const r = await apply(attempt);
       if (hook) await d.query('RELEASE SAVEPOINT pgferry_apply');
       return r;
     } catch (err) {
@@ -482,12 +527,7 @@ async function withExceptionHook(
             error: err as Error,
             constraint: e.constraint,
             keys,
-            query: async (db, text, values) => {
-              if (!plan.databases.some((x) => x.name === db)) {
-                throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${plan.name}".`, { sync: plan.name, database: db });
-              }
-              return (await (await writer(db)).query(text, values)).rows;
-            },
+            query,
           });
           if (answer === 'retry') {
             await restage();
