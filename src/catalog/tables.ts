@@ -27,65 +27,58 @@ export interface TableInfo extends QualifiedName {
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-/** Looks a table or sequence up; null when it does not exist. */
+/** Looks a table or sequence up (one round trip); null when it does not exist. */
 export async function readTable(db: Queryable, q: QualifiedName): Promise<TableInfo | null> {
-  const rel = await db.query<{ oid: number; relkind: string }>(
-    `SELECT c.oid::int AS oid, c.relkind::text AS relkind
+  // Key: the primary key, else the unique, non-partial, plain-column index with the fewest
+  // columns, all NOT NULL.
+  const r = await db.query<{
+    oid: number;
+    relkind: string;
+    columns: { name: string; type: string; notnull: boolean; generated: string; identity: string }[] | null;
+    key: string[] | null;
+    refs: { schema: string; name: string }[] | null;
+  }>(
+    `SELECT c.oid::int AS oid, c.relkind::text AS relkind,
+            (SELECT json_agg(json_build_object('name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                               'notnull', a.attnotnull, 'generated', a.attgenerated::text,
+                                               'identity', a.attidentity::text) ORDER BY a.attnum)
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            (SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                           ORDER BY k.ord)::text[]
+               FROM pg_catalog.pg_index i
+              WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indimmediate
+                AND i.indpred IS NULL AND i.indexprs IS NULL
+                AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(attnum)
+                                 WHERE k.attnum <= 0 OR NOT (SELECT attnotnull FROM pg_catalog.pg_attribute
+                                                              WHERE attrelid = i.indrelid AND attnum = k.attnum))
+              ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1) AS key,
+            (SELECT json_agg(DISTINCT jsonb_build_object('schema', rn.nspname, 'name', rc.relname))
+               FROM pg_catalog.pg_constraint f
+               JOIN pg_catalog.pg_class rc ON rc.oid = f.confrelid
+               JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+              WHERE f.conrelid = c.oid AND f.contype = 'f' AND f.confrelid <> f.conrelid) AS refs
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'S')`,
     [q.schema, q.name],
   );
-  const r = rel.rows[0];
-  if (!r) return null;
-  if (r.relkind === 'S') {
-    return { ...q, kind: 'sequence', oid: r.oid, columns: [], key: [], references: [] };
-  }
-  const cols = await db.query<{ name: string; type: string; notnull: boolean; generated: string; identity: string }>(
-    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull,
-            a.attgenerated::text AS generated, a.attidentity::text AS identity
-       FROM pg_catalog.pg_attribute a
-      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-      ORDER BY a.attnum`,
-    [r.oid],
-  );
-  const columns: ColumnInfo[] = cols.rows.map((c) => ({
-    name: c.name,
-    type: c.type,
-    notNull: c.notnull,
-    generated: c.generated !== '',
-    identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
-  }));
-  // Primary key first; else the unique, non-partial, plain-column index with the fewest
-  // columns, all NOT NULL.
-  const keys = await db.query<{ cols: string[]; primary: boolean }>(
-    `SELECT i.indisprimary AS primary,
-            array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                   ORDER BY k.ord)::text[] AS cols
-       FROM pg_catalog.pg_index i
-      WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate
-        AND i.indpred IS NULL AND i.indexprs IS NULL
-        AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(attnum)
-                         WHERE k.attnum <= 0 OR NOT (SELECT attnotnull FROM pg_catalog.pg_attribute
-                                                      WHERE attrelid = i.indrelid AND attnum = k.attnum))
-      ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid`,
-    [r.oid],
-  );
-  const refs = await db.query<{ schema: string; name: string }>(
-    `SELECT DISTINCT n.nspname AS schema, c.relname AS name
-       FROM pg_catalog.pg_constraint f
-       JOIN pg_catalog.pg_class c ON c.oid = f.confrelid
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE f.conrelid = $1 AND f.contype = 'f' AND f.confrelid <> f.conrelid`,
-    [r.oid],
-  );
+  const row = r.rows[0];
+  if (!row) return null;
+  if (row.relkind === 'S') return { ...q, kind: 'sequence', oid: row.oid, columns: [], key: [], references: [] };
   return {
     ...q,
     kind: 'table',
-    oid: r.oid,
-    columns,
-    key: keys.rows[0]?.cols ?? [],
-    references: refs.rows.map((x) => displayName(x)),
+    oid: row.oid,
+    columns: (row.columns ?? []).map((c) => ({
+      name: c.name,
+      type: c.type,
+      notNull: c.notnull,
+      generated: c.generated !== '',
+      identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
+    })),
+    key: row.key ?? [],
+    references: (row.refs ?? []).map((x) => displayName(x)),
   };
 }
 
