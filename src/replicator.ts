@@ -265,6 +265,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     await this.store.init?.();
     for (const [e, perDb] of checked) {
       for (const [dbName, tables] of perDb) {
+        if (!tables.some((t) => t.kind === 'table')) continue; // full copies need no capture
         await this.#inTransaction(dbName, (c) => installCapture(c, this.options.schema, dbName, e.plan.name, tables));
       }
     }

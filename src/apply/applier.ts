@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../errors.js';
 import { readTable, type TableInfo } from '../catalog/tables.js';
-import type { Session } from '../db/session.js';
+import { ORIGIN_SETTING } from '../capture/install.js';
+import { literal, type Session } from '../db/session.js';
 import { keyTable } from '../delta/reader.js';
 import { displayName, ident, identList, qualified } from '../sql/ident.js';
 import type { RowKey } from '../types.js';
@@ -21,10 +22,7 @@ const PRESENT = 'pgferry_present';
 const ORIGIN = 'pgferry_origin';
 const SOURCE = 'pgferry_source';
 
-/** A SQL string literal; sessions run with standard_conforming_strings on. */
-function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
+
 
 /**
  * Checks that `receiver` has the table with every column that travels and a unique key on
@@ -69,13 +67,13 @@ export async function checkReceiver(receiver: Session, source: TableInfo, column
 
 /** Creates (or empties) the staging table of table `i` on the receiver. */
 export async function createStaging(receiver: Session, t: TableInfo, i: number, columns: string[]): Promise<void> {
-  const st = ident(stagingTable(i));
+  const st = `pg_temp.${ident(stagingTable(i))}`;
   await receiver.query(
-    `CREATE TEMP TABLE IF NOT EXISTS ${st} ON COMMIT DROP AS
+    `DROP TABLE IF EXISTS ${st};
+     CREATE TEMP TABLE ${ident(stagingTable(i))} ON COMMIT DROP AS
        SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, ${identList(columns)}
          FROM ${qualified(t)} WITH NO DATA`,
   );
-  await receiver.query(`TRUNCATE ${st}`);
 }
 
 /**
@@ -185,6 +183,7 @@ async function origins(receiver: Session, i: number, present: boolean): Promise<
 /**
  * Runs `statement` once per distinct origin of the staged rows, with the origin set for the
  * capture triggers on the receiver (so a cascading sync knows where the change came from).
+ * `known` gives the origins when the caller knows them (saves a query).
  */
 async function perOrigin(
   receiver: Session,
@@ -192,11 +191,14 @@ async function perOrigin(
   present: boolean,
   statement: (originFilter: string) => string,
   wantKeys: boolean,
+  known?: string[],
 ): Promise<Applied> {
   const out: Applied = { count: 0, keys: [] };
-  for (const o of await origins(receiver, i, present)) {
-    await receiver.query(`SELECT set_config('pgferry.origin', $1, true)`, [o ?? '']);
-    const r = await receiver.query(statement(o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`), o === null ? [] : [o]);
+  const list = known ?? (await origins(receiver, i, present));
+  for (const o of list) {
+    await receiver.setLocal(ORIGIN_SETTING, o ?? '');
+    const filter = list.length === 1 ? 'true' : o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`;
+    const r = await receiver.query(statement(filter), list.length === 1 || o === null ? [] : [o]);
     out.count += r.rowCount ?? 0;
     if (wantKeys) out.keys.push(...(r.rows as RowKey[]));
   }
@@ -204,7 +206,7 @@ async function perOrigin(
 }
 
 /** Deletes the staged keys whose rows no longer exist at the source. */
-export async function applyDeletes(receiver: Session, t: TableInfo, i: number, wantKeys: boolean): Promise<Applied> {
+export async function applyDeletes(receiver: Session, t: TableInfo, i: number, wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
   const st = ident(stagingTable(i));
   const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
   return perOrigin(
@@ -214,11 +216,12 @@ export async function applyDeletes(receiver: Session, t: TableInfo, i: number, w
     (filter) => `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${match}
                  ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     wantKeys,
+    knownOrigins,
   );
 }
 
 /** Inserts or updates the staged rows that exist at the source. */
-export async function applyUpserts(receiver: Session, t: TableInfo, i: number, columns: string[], wantKeys: boolean): Promise<Applied> {
+export async function applyUpserts(receiver: Session, t: TableInfo, i: number, columns: string[], wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
   const st = ident(stagingTable(i));
   const keys = new Set(t.key);
   // Identity columns GENERATED ALWAYS can be inserted (OVERRIDING SYSTEM VALUE) but not updated.
@@ -237,6 +240,7 @@ export async function applyUpserts(receiver: Session, t: TableInfo, i: number, c
                  ON CONFLICT (${identList(t.key)}) ${onConflict}
                  ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     wantKeys,
+    knownOrigins,
   );
 }
 

@@ -8,6 +8,7 @@ export class Session {
   readonly client: pg.PoolClient;
   #broken: Error | undefined;
   #inTx = false;
+  #settings = new Map<string, string>();
 
   private constructor(db: Database, client: pg.PoolClient) {
     this.db = db;
@@ -40,16 +41,32 @@ export class Session {
     this.#broken = err;
   }
 
-  async begin(isolation: 'read committed' | 'repeatable read' = 'read committed'): Promise<void> {
-    await this.query(`BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'}`);
+  /**
+   * Begins a transaction (one round trip) with fixed output settings, so text forms of keys
+   * and times do not depend on the server, and optional transaction-local `settings`.
+   */
+  async begin(isolation: 'read committed' | 'repeatable read' = 'read committed', settings: Record<string, string> = {}): Promise<void> {
+    const extra = Object.entries(settings).map(([k, v]) => `SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, true);`);
+    await this.query(
+      `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
+       SET LOCAL standard_conforming_strings = on; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 3;
+       SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; ${extra.join(' ')}`,
+    );
     this.#inTx = true;
-    // Text output of keys and times must not depend on the server's settings.
-    await this.query(`SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 3; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; SET LOCAL standard_conforming_strings = on`);
+    this.#settings = new Map(Object.entries(settings));
+  }
+
+  /** Sets a transaction-local setting, skipping the round trip when it already has that value. */
+  async setLocal(name: string, value: string): Promise<void> {
+    if (this.#settings.get(name) === value) return;
+    await this.query(`SELECT pg_catalog.set_config($1, $2, true)`, [name, value]);
+    this.#settings.set(name, value);
   }
 
   async commit(): Promise<void> {
     await this.query('COMMIT');
     this.#inTx = false;
+    this.#settings.clear();
   }
 
   async rollback(): Promise<void> {
@@ -73,4 +90,10 @@ export class Session {
     await this.rollback();
     this.client.release(this.#broken ?? (this.#inTx ? new Error('transaction still open') : undefined));
   }
+}
+
+/** A SQL string literal, for sessions with standard_conforming_strings on (set by begin()). */
+export function literal(s: string): string {
+  if (s.includes('\0')) throw new Error('NUL byte in a literal');
+  return `'${s.replace(/'/g, "''")}'`;
 }

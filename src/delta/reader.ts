@@ -13,8 +13,8 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
-import { installedVersion } from '../capture/install.js';
 import { deltaTableName } from '../capture/install.js';
+import { LATEST_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
 
@@ -40,29 +40,42 @@ export async function openSource(session: Session, schema: string, sync: string,
     const r = await session.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
     return { session, snapshot: r.rows[0]!.snapshot, previous: null };
   }
-  const version = await installedVersion(session.client, schema);
+  const s = ident(schema);
+  const probe = await session.query<{ snapshot: string; installed: boolean }>(
+    `SELECT pg_current_snapshot()::text AS snapshot, to_regclass($1) IS NOT NULL AS installed`,
+    [`${s}.sync_tables`],
+  );
+  const installed = probe.rows[0]!.installed;
+  let previous: string | null = null;
   const missing = new Set(tables.map((t) => displayName(t)));
-  if (version !== null) {
-    const r = await session.query<{ table_schema: string; table_name: string }>(
-      `SELECT table_schema, table_name FROM ${ident(schema)}.sync_tables WHERE sync = $1`,
+  if (installed) {
+    const r = await session.query<{ table_schema: string | null; table_name: string | null; previous: string | null; version: number }>(
+      `SELECT st.table_schema, st.table_name, (SELECT snapshot::text FROM ${s}.watermark WHERE sync = $1) AS previous,
+              (SELECT max(version) FROM ${s}.version) AS version
+         FROM (SELECT 1) one LEFT JOIN ${s}.sync_tables st ON st.sync = $1`,
       [sync],
     );
-    for (const row of r.rows) missing.delete(displayName({ schema: row.table_schema, name: row.table_name }));
+    for (const row of r.rows) {
+      previous = row.previous;
+      if (row.version < LATEST_VERSION) {
+        throw new PgferryError(
+          'NOT_INSTALLED',
+          `The pgferry schema "${schema}" on database "${session.name}" is version ${row.version}, older than this release (${LATEST_VERSION}). Call install() to upgrade it (pending changes are kept).`,
+          { sync, database: session.name },
+        );
+      }
+      if (row.table_schema !== null) missing.delete(displayName({ schema: row.table_schema, name: row.table_name! }));
+    }
   }
-  if (version === null || missing.size > 0) {
-    const what = version === null ? `the pgferry schema "${schema}" is not there` : `${[...missing].join(', ')} not captured`;
+  if (!installed || missing.size > 0) {
+    const what = !installed ? `the pgferry schema "${schema}" is not there` : `${[...missing].join(', ')} not captured`;
     throw new PgferryError(
       'NOT_INSTALLED',
       `Sync "${sync}" is not installed on source database "${session.name}" (${what}). Call install('${sync}') first.`,
       { sync, database: session.name },
     );
   }
-  const r = await session.query<{ snapshot: string; previous: string | null }>(
-    `SELECT pg_current_snapshot()::text AS snapshot,
-            (SELECT snapshot::text FROM ${ident(schema)}.watermark WHERE sync = $1) AS previous`,
-    [sync],
-  );
-  const row = r.rows[0]!;
+  const row = { snapshot: probe.rows[0]!.snapshot, previous };
   debug('%s: reading at %s (previous %s)', session.name, row.snapshot, row.previous);
   return { session, snapshot: row.snapshot, previous: row.previous };
 }
@@ -170,15 +183,15 @@ export async function advanceWatermark(src: SourceRead, schema: string, sync: st
  */
 export async function pruneDeltas(session: Session, schema: string, table: QualifiedName & { key: string[] }): Promise<number> {
   const s = ident(schema);
-  const horizon = await session.query<{ xmin: string | null; all_ran: boolean }>(
-    `SELECT min(pg_snapshot_xmin(w.snapshot))::text AS xmin, bool_and(w.snapshot IS NOT NULL) AS all_ran
-       FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
-      WHERE st.table_schema = $1 AND st.table_name = $2`,
+  const r = await session.query<{ n: string }>(
+    `WITH horizon AS (
+       SELECT CASE WHEN bool_and(w.snapshot IS NOT NULL) THEN min(pg_snapshot_xmin(w.snapshot)) END AS xmin
+         FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
+        WHERE st.table_schema = $1 AND st.table_name = $2),
+     deltas AS (DELETE FROM ${s}.${ident(deltaTableName(table))} WHERE txid < (SELECT xmin FROM horizon) RETURNING 1),
+     truncs AS (DELETE FROM ${s}.truncates WHERE table_schema = $1 AND table_name = $2 AND txid < (SELECT xmin FROM horizon) RETURNING 1)
+     SELECT (SELECT count(*) FROM deltas)::text AS n, (SELECT count(*) FROM truncs) AS t`,
     [table.schema, table.name],
   );
-  const h = horizon.rows[0];
-  if (!h?.xmin || !h.all_ran) return 0;
-  const r = await session.query(`DELETE FROM ${s}.${ident(deltaTableName(table))} WHERE txid < $1::xid8`, [h.xmin]);
-  await session.query(`DELETE FROM ${s}.truncates WHERE table_schema = $1 AND table_name = $2 AND txid < $3::xid8`, [table.schema, table.name, h.xmin]);
-  return r.rowCount ?? 0;
+  return Number(r.rows[0]?.n ?? 0);
 }

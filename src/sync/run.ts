@@ -248,8 +248,7 @@ async function fullCopyTo(
   for (const t of tables) {
     if (!w) {
       w = await openSession(name);
-      await w.begin();
-      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, plan.name]);
+      await w.begin('read committed', { [APPLIED_BY_SETTING]: plan.name });
     }
     await checkReceiver(w, t.info, t.columns, source.name);
     t.result.upserted += await copyWhole(plan, deps, source, w, t);
@@ -374,9 +373,8 @@ async function applyChunk(
     let w = writers.get(name);
     if (!w) {
       w = await openSession(name);
-      await w.begin();
       // Changes written here are tagged, so this sync never reads them back (no echo).
-      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, sync]);
+      await w.begin('read committed', { [APPLIED_BY_SETTING]: sync });
       writers.set(name, w);
     }
     return w;
@@ -405,11 +403,11 @@ async function applyChunk(
     const w = await writer(db);
     if (reads.has(db)) hookWrote.add(db);
     // The hook's writes are the application's: captured and sent like any other change.
-    await w.query(`SELECT set_config($1, '', true)`, [APPLIED_BY_SETTING]);
+    await w.setLocal(APPLIED_BY_SETTING, '');
     try {
       return (await w.query(text, values)).rows;
     } finally {
-      await w.query(`SELECT set_config($1, $2, true)`, [APPLIED_BY_SETTING, sync]);
+      await w.setLocal(APPLIED_BY_SETTING, sync);
     }
   };
 
@@ -432,6 +430,8 @@ async function applyChunk(
   const firstSource = reads.values().next().value!.session;
   for (const name of receivers) {
     const d = await writer(name);
+    /** Per table: the origins of staged deletes and upserts, when known without a query. */
+    const known = new Map<number, { deletes: string[]; upserts: string[] }>();
     const wholeCopies = copyInto.get(name) ?? new Set<number>();
     // Stage every table first, then delete children before parents, then upsert parents first.
     for (const [i, t] of tables.entries()) {
@@ -447,7 +447,16 @@ async function applyChunk(
         continue;
       }
       await stage(d, t, i);
-      for (const [src, n] of await stagedCounts(d, t.info, i)) {
+      const counts = await stagedCounts(d, t.info, i);
+      if (!plan.config.cascade) {
+        // Without cascade every staged row's origin is the source it came from.
+        const from = [...counts.entries()];
+        known.set(i, {
+          deletes: from.filter(([, n]) => n.absent > 0).map(([src]) => src),
+          upserts: from.filter(([, n]) => n.present > 0).map(([src]) => src),
+        });
+      }
+      for (const [src, n] of counts) {
         const id = `${src}\0${t.display}`;
         if (counted.has(id)) continue;
         counted.add(id);
@@ -458,7 +467,13 @@ async function applyChunk(
     }
     const dels = new Map<number, Applied>();
     for (let i = tables.length - 1; i >= 0; i--) {
-      dels.set(i, await withExceptionHook(plan, tables[i]!, d, hookQuery, () => applyDeletes(d, tables[i]!.info, i, wantKeys), () => stage(d, tables[i]!, i)));
+      const k = known.get(i)?.deletes;
+      dels.set(
+        i,
+        k && k.length === 0
+          ? { count: 0, keys: [] }
+          : await withExceptionHook(plan, tables[i]!, d, hookQuery, (attempt) => applyDeletes(d, tables[i]!.info, i, wantKeys, attempt ? undefined : k), () => stage(d, tables[i]!, i)),
+      );
     }
     for (const [i, t] of tables.entries()) {
       const del = dels.get(i)!;
@@ -473,8 +488,10 @@ async function applyChunk(
             const again = await applyDeletes(d, t.info, i, wantKeys);
             del.count += again.count;
             del.keys.push(...again.keys);
+            return applyUpserts(d, t.info, i, t.columns, wantKeys);
           }
-          return applyUpserts(d, t.info, i, t.columns, wantKeys);
+          const k = known.get(i)?.upserts;
+          return k && k.length === 0 ? { count: 0, keys: [] } : applyUpserts(d, t.info, i, t.columns, wantKeys, k);
         },
         () => stage(d, t, i),
       );
