@@ -67,6 +67,8 @@ export class SyncRunner {
       );
       this.#next = after.then(() => {
         this.#next = null;
+        // A failure retrying cannot fix parked the sync meanwhile: only a kick runs it again.
+        if (this.#parked && this.#nextReason !== 'kick' && this.lastError) throw this.lastError;
         return this.#launch(this.#nextReason);
       });
     } else if (reason === 'kick') {

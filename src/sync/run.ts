@@ -27,7 +27,7 @@ import { decide, strategyFor } from '../conflict/strategies.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
 import { advanceWatermark, collectKeys, copyKeyTable, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
-import { PgferryError, isPgferryError } from '../errors.js';
+import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { displayName } from '../sql/ident.js';
 import type { ExceptionContext, Row, RowKey, RunReason, RunResult, TableResult } from '../types.js';
@@ -292,7 +292,11 @@ export function asRunError(err: unknown, sync: string): PgferryError {
     return err;
   }
   const e = err as { message?: string; code?: string };
-  return new PgferryError('RUN_FAILED', `Sync "${sync}" failed: ${e?.message ?? String(err)}`, { sync, cause: err });
+  return new PgferryError('RUN_FAILED', `Sync "${sync}" failed: ${e?.message ?? String(err)}${e?.code ? ` (SQLSTATE ${e.code})` : ''}`, {
+    sync,
+    cause: err,
+    transient: isTransientDbError(err),
+  });
 }
 
 /** Settles the conflicts of table `i`; losers' keys leave their key tables. */
