@@ -6,6 +6,8 @@ const debug = createDebug('pgferry:db');
 
 type PoolConfig = pg.PoolConfig;
 
+const GUARDED = Symbol('pgferry.guarded');
+
 /** One database of the replicator: a name and a pool (ours, or the caller's, which we never end). */
 export class Database {
   readonly name: string;
@@ -67,11 +69,20 @@ export class Database {
 
   /** Checks out a connection, or throws CONNECTION_FAILED (transient). */
   async connect(): Promise<pg.PoolClient> {
+    let c: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      c = await this.pool.connect();
     } catch (err) {
       throw this.connectionError(err);
     }
+    // A checked-out connection that dies emits 'error' on its client; without a listener
+    // that would crash the host process. The query in flight fails on its own.
+    const marked = c as pg.PoolClient & { [GUARDED]?: true };
+    if (!marked[GUARDED]) {
+      marked[GUARDED] = true;
+      c.on('error', (err) => debug('%s: connection error: %s', this.name, this.redact(err.message)));
+    }
+    return c;
   }
 
   connectionError(err: unknown): PgferryError {

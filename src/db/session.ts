@@ -16,8 +16,16 @@ export class Session {
   }
 
   static async open(db: Database): Promise<Session> {
-    return new Session(db, await db.connect());
+    const s = new Session(db, await db.connect());
+    // A checked-out connection that dies emits 'error' on the client: note it (the query in
+    // flight fails on its own) instead of letting it crash the host process.
+    s.client.on('error', s.#onError);
+    return s;
   }
+
+  readonly #onError = (err: Error): void => {
+    this.#broken = err;
+  };
 
   get name(): string {
     return this.db.name;
@@ -88,6 +96,7 @@ export class Session {
   /** Rolls back what is open and returns the connection (destroyed when broken). */
   async close(): Promise<void> {
     await this.rollback();
+    this.client.removeListener('error', this.#onError);
     this.client.release(this.#broken ?? (this.#inTx ? new Error('transaction still open') : undefined));
   }
 }
