@@ -81,6 +81,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   #debounce = new Map<string, NodeJS.Timeout>();
   /** Aborted by a stop() whose timeout passed: runs in flight roll back and reject STOPPED. */
   #abort = new AbortController();
+  readonly #recording = new Set<Promise<void>>();
   readonly #emit: Emit;
 
   constructor(options: ReplicatorOptions = {}) {
@@ -186,12 +187,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         onStart: (runId, reason) => this.#emit('sync:start', { sync: name, runId, reason }),
         onComplete: (result) => {
           this.#emit('sync:complete', result);
-          void this.#record(result.runId, name, result.reason, result.status, result.startedAt, result.durationMs, result.totals.upserted + result.totals.deleted);
+          this.#record(result.runId, name, result.reason, result.status, result.startedAt, result.durationMs, result.totals.upserted + result.totals.deleted);
         },
         onError: (runId, error, willRetry, retryInMs) => {
           this.#emit('sync:error', { sync: name, runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
           if (this.#started && !willRetry) this.#emit('error', error);
-          void this.#record(runId, name, 'kick', 'error', new Date(), 0, 0, error);
+          this.#record(runId, name, 'kick', 'error', new Date(), 0, 0, error);
         },
       },
       this.options.retry,
@@ -203,12 +204,17 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     }
   }
 
-  async #record(runId: string, sync: string, reason: RunReason, status: 'ok' | 'empty' | 'error', startedAt: Date, durationMs: number, rows: number, error?: PgferryError): Promise<void> {
-    try {
-      await this.store.recordRun({ runId, sync, reason, status, startedAt, durationMs, rows, ...(error && { error: { code: error.code, message: error.message } }) });
-    } catch (err) {
-      debug('control store failed to record run: %s', (err as Error).message);
-    }
+  /** Records a run in the store in the background; stop() waits for these. */
+  #record(runId: string, sync: string, reason: RunReason, status: 'ok' | 'empty' | 'error', startedAt: Date, durationMs: number, rows: number, error?: PgferryError): void {
+    const p = (async () => {
+      try {
+        await this.store.recordRun({ runId, sync, reason, status, startedAt, durationMs, rows, ...(error && { error: { code: error.code, message: error.message } }) });
+      } catch (err) {
+        debug('control store failed to record run: %s', (err as Error).message);
+      }
+    })();
+    this.#recording.add(p);
+    void p.finally(() => this.#recording.delete(p));
   }
 
   #sync(name: string): SyncEntry {
@@ -432,6 +438,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       }
       this.#abort = new AbortController();
       await Promise.all([...this.#dbs.values()].map((d) => d.close().catch(() => undefined)));
+      await Promise.all(this.#recording);
       await this.store.close?.();
     })();
     try {

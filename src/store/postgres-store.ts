@@ -16,7 +16,8 @@ export interface PostgresControlStoreOptions {
  * replicator processes can read one history.
  */
 export class PostgresControlStore implements ControlStore {
-  readonly #pool: pg.Pool;
+  #pool: pg.Pool;
+  readonly #config: pg.PoolConfig | null;
   readonly #owns: boolean;
   readonly #table: string;
   readonly #schema: string;
@@ -26,20 +27,33 @@ export class PostgresControlStore implements ControlStore {
     const c = opts.connection;
     if (typeof c === 'object' && 'pool' in c && c.pool) {
       this.#pool = c.pool;
+      this.#config = null;
       this.#owns = false;
     } else {
-      this.#pool = new pg.Pool(typeof c === 'string' ? { connectionString: c, max: 2 } : { max: 2, ...(c as pg.PoolConfig) });
+      this.#config = typeof c === 'string' ? { connectionString: c, max: 2 } : { max: 2, ...(c as pg.PoolConfig) };
+      this.#pool = this.#newPool();
       this.#owns = true;
     }
-    this.#pool.on('error', () => undefined);
     this.#schema = opts.schema ?? 'pgferry_control';
     this.#table = `${ident(this.#schema)}.runs`;
     this.#keep = opts.keepRuns ?? 1000;
   }
 
+  #newPool(): pg.Pool {
+    const pool = new pg.Pool(this.#config!);
+    pool.on('error', () => undefined);
+    return pool;
+  }
+
+  /** The pool; one we own is opened again after close() (a replicator can stop and go on). */
+  get #db(): pg.Pool {
+    if (this.#owns && this.#pool.ended) this.#pool = this.#newPool();
+    return this.#pool;
+  }
+
   async init(): Promise<void> {
-    await this.#pool.query(`CREATE SCHEMA IF NOT EXISTS ${ident(this.#schema)}`);
-    await this.#pool.query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
+    await this.#db.query(`CREATE SCHEMA IF NOT EXISTS ${ident(this.#schema)}`);
+    await this.#db.query(`CREATE TABLE IF NOT EXISTS ${this.#table} (
       run_id text PRIMARY KEY,
       sync text NOT NULL,
       reason text NOT NULL,
@@ -50,23 +64,23 @@ export class PostgresControlStore implements ControlStore {
       error_code text,
       error_message text
     )`);
-    await this.#pool.query(`CREATE INDEX IF NOT EXISTS runs_sync_started ON ${this.#table} (sync, started_at DESC)`);
+    await this.#db.query(`CREATE INDEX IF NOT EXISTS runs_sync_started ON ${this.#table} (sync, started_at DESC)`);
   }
 
   async recordRun(run: RunRecord): Promise<void> {
-    await this.#pool.query(
+    await this.#db.query(
       `INSERT INTO ${this.#table} (run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id) DO NOTHING`,
       [run.runId, run.sync, run.reason, run.status, run.startedAt, run.durationMs, run.rows, run.error?.code ?? null, run.error?.message ?? null],
     );
-    await this.#pool.query(
+    await this.#db.query(
       `DELETE FROM ${this.#table} WHERE sync = $1 AND run_id IN (SELECT run_id FROM ${this.#table} WHERE sync = $1 ORDER BY started_at DESC OFFSET $2)`,
       [run.sync, this.#keep],
     );
   }
 
   async runs(sync?: string, limit = 100): Promise<RunRecord[]> {
-    const r = await this.#pool.query(
+    const r = await this.#db.query(
       `SELECT run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message FROM ${this.#table}
         WHERE $1::text IS NULL OR sync = $1 ORDER BY started_at DESC LIMIT $2`,
       [sync ?? null, limit],
