@@ -433,7 +433,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         if (gaveUp) {
           debug('stop: runs still in flight after %dms; aborting them', options.timeoutMs ?? 30_000);
           this.#abort.abort();
-          await Promise.allSettled(inFlight);
+          // Aborted runs end as soon as their connections are cut; one still waiting for a
+          // connection ends when it gets one. Do not wait for that forever.
+          let t2: NodeJS.Timeout | undefined;
+          await Promise.race([Promise.allSettled(inFlight), new Promise((r) => (t2 = setTimeout(r, 5_000)))]);
+          clearTimeout(t2);
         }
       }
       this.#abort = new AbortController();

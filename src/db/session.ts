@@ -8,6 +8,7 @@ export class Session {
   readonly client: pg.PoolClient;
   #broken: Error | undefined;
   #inTx = false;
+  #closed = false;
   #settings = new Map<string, string>();
 
   private constructor(db: Database, client: pg.PoolClient) {
@@ -95,6 +96,8 @@ export class Session {
 
   /** Rolls back what is open and returns the connection (destroyed when broken). */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.rollback();
     this.client.removeListener('error', this.#onError);
     this.client.release(this.#broken ?? (this.#inTx ? new Error('transaction still open') : undefined));

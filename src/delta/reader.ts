@@ -183,13 +183,24 @@ export async function advanceWatermark(src: SourceRead, schema: string, sync: st
  */
 export async function pruneDeltas(session: Session, schema: string, table: QualifiedName & { key: string[] }): Promise<number> {
   const s = ident(schema);
+  // Delivered = visible in the watermark of every sync that reads the table. Bounded by the
+  // smallest xmax (the index does the range); a sync that never ran keeps everything.
   const r = await session.query<{ n: string }>(
-    `WITH horizon AS (
-       SELECT CASE WHEN bool_and(w.snapshot IS NOT NULL) THEN min(pg_snapshot_xmin(w.snapshot)) END AS xmin
-         FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
+    `WITH marks AS (
+       SELECT w.snapshot FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
         WHERE st.table_schema = $1 AND st.table_name = $2),
-     deltas AS (DELETE FROM ${s}.${ident(deltaTableName(table))} WHERE txid < (SELECT xmin FROM horizon) RETURNING 1),
-     truncs AS (DELETE FROM ${s}.truncates WHERE table_schema = $1 AND table_name = $2 AND txid < (SELECT xmin FROM horizon) RETURNING 1)
+     bound AS (
+       SELECT CASE WHEN bool_and(snapshot IS NOT NULL) THEN min(pg_snapshot_xmax(snapshot)) END AS xmax FROM marks),
+     deltas AS (
+       DELETE FROM ${s}.${ident(deltaTableName(table))} d
+        WHERE d.txid < (SELECT xmax FROM bound)
+          AND NOT EXISTS (SELECT 1 FROM marks m WHERE NOT pg_visible_in_snapshot(d.txid, m.snapshot))
+       RETURNING 1),
+     truncs AS (
+       DELETE FROM ${s}.truncates x
+        WHERE x.table_schema = $1 AND x.table_name = $2 AND x.txid < (SELECT xmax FROM bound)
+          AND NOT EXISTS (SELECT 1 FROM marks m WHERE NOT pg_visible_in_snapshot(x.txid, m.snapshot))
+       RETURNING 1)
      SELECT (SELECT count(*) FROM deltas)::text AS n, (SELECT count(*) FROM truncs) AS t`,
     [table.schema, table.name],
   );

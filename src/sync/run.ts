@@ -125,6 +125,7 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
         } else {
           const probe = await openSession(name);
           for (const t of ordered) if (await isEmpty(probe, t.info)) set.add(t.index);
+          await probe.close();
         }
         copyInto.set(name, set);
       }
@@ -231,6 +232,7 @@ async function syncSequence(plan: SyncPlan, q: TableInfo, openSession: (name: st
   for (const name of namesWithRole(plan, 'source')) states.push(await readSequence(sessions.get(name)!, q));
   const want = winningSequence(states);
   for (const s of sessions.values()) await writeSequence(s, q, want);
+  for (const s of sessions.values()) await s.close();
   return want.lastValue.toString();
 }
 
@@ -254,10 +256,14 @@ async function fullCopyTo(
     t.result.upserted += await copyWhole(plan, deps, source, w, t);
     if (!linked) {
       await w.commit();
+      await w.close();
       w = null;
     }
   }
-  if (w) await w.commit();
+  if (w) {
+    await w.commit();
+    await w.close();
+  }
 }
 
 /** Empties `t` on the receiver and copies every row into it, reporting progress. */
@@ -506,6 +512,8 @@ async function applyChunk(
 
   // Commit every database written (receivers, and any a hook wrote to).
   for (const w of writers.values()) await w.commit();
+  // Give the connections back now: a run of many chunks must not hold one per chunk.
+  for (const w of writers.values()) await w.close();
   for (const a of applied) {
     if (a.up.count === 0 && a.del.count === 0) continue;
     deps.emit('rows:applied', { sync, target: a.target, table: a.table, upserted: a.up.keys, deleted: a.del.keys });
