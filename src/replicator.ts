@@ -180,10 +180,28 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       databases: Object.entries(cfg.databases).map(([db, role]) => ({ name: db, role })),
       state: { onetimecopyDone: cfg.onetimecopy === 'never' },
     };
+    let housekeeping: Promise<void> = Promise.resolve();
     const runner = new SyncRunner(
       name,
       {
-        run: (runId, reason) => runSync(plan, { dbs: this.#dbs, schema: this.options.schema, emit: this.#emit, signal: this.#abort.signal }, runId, reason),
+        run: async (runId, reason) => {
+          // The previous run's housekeeping finishes first, so runs of a sync never pile it up.
+          await housekeeping;
+          return runSync(
+            plan,
+            {
+              dbs: this.#dbs,
+              schema: this.options.schema,
+              emit: this.#emit,
+              signal: this.#abort.signal,
+              background: (task) => {
+                housekeeping = this.#inBackground(task);
+              },
+            },
+            runId,
+            reason,
+          );
+        },
         onStart: (runId, reason) => this.#emit('sync:start', { sync: name, runId, reason }),
         onComplete: (result) => {
           this.#emit('sync:complete', result);
@@ -202,6 +220,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       runner.setBackground(true);
       await this.#listen();
     }
+  }
+
+  /** Housekeeping that follows a run (delta pruning); stop() waits for it. */
+  #inBackground(task: () => Promise<void>): Promise<void> {
+    const p = task().catch((err: Error) => debug('background task failed: %s', err?.message));
+    this.#recording.add(p);
+    void p.finally(() => this.#recording.delete(p));
+    return p;
   }
 
   /** Records a run in the store in the background; stop() waits for these. */
@@ -441,8 +467,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         }
       }
       this.#abort = new AbortController();
-      await Promise.all([...this.#dbs.values()].map((d) => d.close().catch(() => undefined)));
       await Promise.all(this.#recording);
+      await Promise.all([...this.#dbs.values()].map((d) => d.close().catch(() => undefined)));
       await this.store.close?.();
     })();
     try {

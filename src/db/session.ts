@@ -59,7 +59,8 @@ export class Session {
     await this.query(
       `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
        SET LOCAL standard_conforming_strings = on; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 3;
-       SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'; ${extra.join(' ')}`,
+       SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres';
+       SET LOCAL work_mem = '64MB'; ${extra.join(' ')}`,
     );
     this.#inTx = true;
     this.#settings = new Map(Object.entries(settings));

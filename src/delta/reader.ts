@@ -140,6 +140,11 @@ export async function copyKeyTable(from: Session, to: Session, schema: string, t
   }
 }
 
+/** Indexes key table `i` by key number, so each chunk of a large backlog is a range read. */
+export async function indexKeyTable(src: SourceRead, i: number): Promise<void> {
+  await src.session.query(`CREATE INDEX ON pg_temp.${ident(keyTable(i))} (pgferry_n)`);
+}
+
 /** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */
 export async function lastTruncate(src: SourceRead, schema: string, sync: string, table: QualifiedName, cascade: boolean): Promise<{ micros: number } | null> {
   const since = src.previous === null

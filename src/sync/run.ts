@@ -16,6 +16,7 @@ import {
   stageRows,
   stagedCounts,
   stagedKeys,
+  stagingTable,
   type Applied,
 } from '../apply/applier.js';
 import { binaryCompatible, copyTable, emptyTable, estimateRows, isEmpty } from '../apply/fullcopy.js';
@@ -26,10 +27,10 @@ import { currentRow, dropKeys, findConflicts } from '../conflict/detect.js';
 import { decide, strategyFor } from '../conflict/strategies.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
-import { advanceWatermark, collectKeys, copyKeyTable, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
+import { advanceWatermark, collectKeys, copyKeyTable, indexKeyTable, dropKeysBefore, lastTruncate, openSource, pruneDeltas, type SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
-import { displayName } from '../sql/ident.js';
+import { displayName, ident } from '../sql/ident.js';
 import type { ExceptionContext, Row, RowKey, RunReason, RunResult, TableResult } from '../types.js';
 import { namesWithRole, type SyncPlan } from './plan.js';
 
@@ -41,6 +42,8 @@ export interface RunDeps {
   emit: Emit;
   /** Aborting it destroys the run's connections: everything rolls back, the run rejects STOPPED. */
   signal?: AbortSignal;
+  /** Runs housekeeping after the run (stop() waits for it); without it, none is done. */
+  background?: (task: () => Promise<void>) => void;
 }
 
 interface TableState {
@@ -148,6 +151,7 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
           t.truncate = winner;
           for (const [name, read] of reads) t.counts.set(name, await dropKeysBefore(read, t.index, winner.micros));
         }
+        for (const [name, n] of t.counts) if (n > plan.config.chunkSize) await indexKeyTable(reads.get(name)!, t.index);
         for (const n of t.counts.values()) total += n;
         if (t.truncate) total++;
       }
@@ -183,14 +187,24 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, runId: string, reas
     }
     for (const read of reads.values()) await read.session.commit();
     plan.state.onetimecopyDone = true;
-    if (incremental) {
-      // Deltas every sync has delivered are gone: delta tables stay small in steady state.
-      for (const read of reads.values()) {
-        for (const t of ordered) {
-          const n = await pruneDeltas(read.session, deps.schema, t.info);
-          if (n > 0) debug('%s: pruned %d deltas of %s', read.session.name, n, t.display);
+    if (incremental && deps.background) {
+      // Deltas every sync has delivered are deleted after the run, off its critical path:
+      // delta tables stay small in steady state.
+      const dbs = [...reads.keys()].map((name) => deps.dbs.get(name)!);
+      const infos = ordered.map((t) => t.info);
+      deps.background(async () => {
+        for (const db of dbs) {
+          const s = await Session.open(db);
+          try {
+            for (const info of infos) {
+              const n = await pruneDeltas(s, deps.schema, info);
+              if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
+            }
+          } finally {
+            await s.close();
+          }
         }
-      }
+      });
     }
 
     // 7. Sequences (not transactional): the furthest value wins everywhere.
@@ -429,10 +443,13 @@ async function applyChunk(
       if (own && (t.counts.get(d.name) ?? 0) > 0) await stageRows(own.session, d, t.info, i, t.columns);
       await emptyExceptOwn(d, t.info, i);
     }
+    let staged = 0;
     for (const name of reads.keys()) {
       if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
-      await stageRows(await rowsFrom(name), d, t.info, i, t.columns, range);
+      staged += await stageRows(await rowsFrom(name), d, t.info, i, t.columns, range);
     }
+    // With statistics the planner joins a large staging table by hash, not row by row.
+    if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(stagingTable(i))}`);
     if (firstChunk && t.merged.length > 0) await stageObjects(d, t.info, i, t.columns, t.merged, sync);
     if (plan.config.cascade) await dropOwnOrigin(d, i);
   };
