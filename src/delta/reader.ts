@@ -114,7 +114,9 @@ export async function collectKeys(
     values,
   );
   const n = r.rowCount ?? 0;
-  if (n > 1000) await src.session.query(`ANALYZE ${kt}`);
+  // Without statistics the planner takes a fresh key table for thousands of rows and scans the
+  // whole table to join it, even for one changed key.
+  if (n > 0) await src.session.query(`ANALYZE ${kt}`);
   debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
   return n;
 }
@@ -173,6 +175,9 @@ export async function dropKeysBefore(src: SourceRead, i: number, micros: number)
 
 /** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */
 export async function advanceWatermark(src: SourceRead, schema: string, sync: string): Promise<void> {
+  // Losing this commit to a server crash only makes the next run apply the same changes
+  // again (idempotent), so it need not wait for the disk.
+  await src.session.query(`SET LOCAL synchronous_commit = off`);
   await src.session.query(
     `INSERT INTO ${ident(schema)}.watermark (sync, snapshot) VALUES ($1, $2::pg_snapshot)
      ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, updated_at = now()`,
