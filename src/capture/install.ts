@@ -87,13 +87,15 @@ export function captureSql(schema: string, t: TableInfo): string[] {
   applied_by text,
   origin text
 )`,
-    `CREATE INDEX ON ${delta} (txid)`,
-    `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgferry$
+    // SECURITY DEFINER so writers need no rights on the delta table. No SET search_path
+    // clause (it costs a settings save and restore on every call): every name below is
+    // schema-qualified, and pg_catalog is searched before anything else.
+    `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgferry$
 DECLARE
-  pgferry_xid xid8 := pg_current_xact_id();
-  pgferry_at timestamptz := clock_timestamp();
-  pgferry_by text := nullif(current_setting('${APPLIED_BY_SETTING}', true), '');
-  pgferry_origin text := nullif(current_setting('${ORIGIN_SETTING}', true), '');
+  pgferry_xid xid8 := pg_catalog.pg_current_xact_id();
+  pgferry_at timestamptz := pg_catalog.clock_timestamp();
+  pgferry_by text := NULLIF(pg_catalog.current_setting('${APPLIED_BY_SETTING}', true), '');
+  pgferry_origin text := NULLIF(pg_catalog.current_setting('${ORIGIN_SETTING}', true), '');
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin) SELECT ${keys}, ${meta} FROM new_rows;
@@ -106,7 +108,7 @@ BEGIN
   ELSE
     INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin) SELECT ${keys}, ${meta} FROM old_rows;
   END IF;
-  PERFORM pg_notify(${quoteLiteral(schema)}, ${quoteLiteral(displayName(t))});
+  PERFORM pg_catalog.pg_notify(${quoteLiteral(schema)}, ${quoteLiteral(displayName(t))});
   RETURN NULL;
 END
 $pgferry$`,
