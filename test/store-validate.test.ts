@@ -56,7 +56,7 @@ it('PostgresControlStore keeps run history in a database, across replicators', a
     await b!.sql('ALTER TABLE t RENAME TO t_gone');
     await a!.sql('INSERT INTO t VALUES (6)');
     await expect(rep2.kick('s')).rejects.toMatchObject({ code: 'TABLE_NOT_FOUND' });
-    await rep2.store.init?.();
+    await rep2.stop(); // records are written in the background; stop() waits for them
     const runs = await rep2.store.runs('s');
     expect(runs.map((r) => [r.status, r.rows])).toEqual([['error', 0], ['empty', 0], ['ok', 5]]);
     expect(runs[0]!.error).toMatchObject({ code: 'TABLE_NOT_FOUND' });

@@ -11,7 +11,7 @@ import { readTable, type TableInfo } from '../catalog/tables.js';
 import { ORIGIN_SETTING } from '../capture/install.js';
 import { literal, type Session } from '../db/session.js';
 import { keyTable } from '../delta/reader.js';
-import { displayName, ident, identList, qualified } from '../sql/ident.js';
+import { displayName, ident, identList, qualified, shortHash } from '../sql/ident.js';
 import type { RowKey } from '../types.js';
 
 export function stagingTable(i: number): string {
@@ -55,6 +55,7 @@ export async function checkReceiver(receiver: Session, source: TableInfo, column
       );
     }
   }
+  receiver.facts.set(`types:${name}`, t.columns.map((c) => `${c.name} ${c.type}`).join(', '));
   if (source.key.length > 0 && t.key.join('\0') !== source.key.join('\0')) {
     throw new PgferryError(
       'SCHEMA_MISMATCH',
@@ -67,12 +68,13 @@ export async function checkReceiver(receiver: Session, source: TableInfo, column
 
 /** Creates (or empties) the staging table of table `i` on the receiver. */
 export async function createStaging(receiver: Session, t: TableInfo, i: number, columns: string[]): Promise<void> {
-  const st = `pg_temp.${ident(stagingTable(i))}`;
-  await receiver.query(
-    `DROP TABLE IF EXISTS ${st};
-     CREATE TEMP TABLE ${ident(stagingTable(i))} ON COMMIT DROP AS
+  // The receiver's column types are part of the definition: a reused table must match them.
+  const types = receiver.facts.get(`types:${displayName(t)}`) ?? 'unknown';
+  await receiver.tempTable(
+    stagingTable(i),
+    `CREATE TEMP TABLE ${ident(stagingTable(i))} ON COMMIT DELETE ROWS AS
        SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, ${identList(columns)}
-         FROM ${qualified(t)} WITH NO DATA`,
+         FROM ${qualified(t)} WITH NO DATA /* column types ${shortHash(types)} */`,
   );
 }
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { isConnectionError } from '../errors.js';
+import { ident } from '../sql/ident.js';
 import type { Database } from './database.js';
 
 /** One checked-out connection used for one transaction of a run. */
@@ -9,6 +10,10 @@ export class Session {
   #broken: Error | undefined;
   #inTx = false;
   #closed = false;
+  /** Temporary tables created in the open transaction: name → definition. */
+  #createdTemp = new Map<string, string>();
+  /** Facts a run noted about this session's database (e.g. a table's column types). */
+  readonly facts = new Map<string, string>();
   #settings = new Map<string, string>();
 
   private constructor(db: Database, client: pg.PoolClient) {
@@ -77,9 +82,31 @@ export class Session {
     await this.query('COMMIT');
     this.#inTx = false;
     this.#settings.clear();
+    const known = tempTablesOf(this.client);
+    for (const [name, def] of this.#createdTemp) known.set(name, def);
+    this.#createdTemp.clear();
+  }
+
+  /**
+   * Makes an empty temporary table from `createSql` (a CREATE TEMP TABLE ... ON COMMIT DELETE
+   * ROWS statement). A pooled connection keeps its temporary tables between runs, so when this
+   * backend already has one of the same definition it is reused (emptied), which spares the
+   * catalog writes of creating it again on every run.
+   */
+  async tempTable(name: string, createSql: string): Promise<void> {
+    if (this.#createdTemp.get(name) === createSql || (!this.#createdTemp.has(name) && tempTablesOf(this.client).get(name) === createSql)) {
+      await this.query(`DELETE FROM pg_temp.${ident(name)}`);
+      return;
+    }
+    tempTablesOf(this.client).delete(name);
+    await this.query(`DROP TABLE IF EXISTS pg_temp.${ident(name)}; ${createSql}`);
+    this.#createdTemp.set(name, createSql);
   }
 
   async rollback(): Promise<void> {
+    // Tables created in a rolled-back transaction are gone; so may be any the run dropped.
+    for (const name of this.#createdTemp.keys()) tempTablesOf(this.client).delete(name);
+    this.#createdTemp.clear();
     if (!this.#inTx || this.#broken) return;
     this.#inTx = false;
     try {
@@ -109,4 +136,12 @@ export class Session {
 export function literal(s: string): string {
   if (s.includes('\0')) throw new Error('NUL byte in a literal');
   return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** Temporary tables a backend has (committed), by the connection's client: name → definition. */
+const tempTables = new WeakMap<object, Map<string, string>>();
+function tempTablesOf(client: object): Map<string, string> {
+  let m = tempTables.get(client);
+  if (!m) tempTables.set(client, (m = new Map()));
+  return m;
 }

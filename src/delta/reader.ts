@@ -122,8 +122,9 @@ export async function collectKeys(
 }
 
 async function createKeyTable(session: Session, schema: string, table: TableInfo, i: number): Promise<void> {
-  await session.query(
-    `CREATE TEMP TABLE ${ident(keyTable(i))} ON COMMIT DROP AS
+  await session.tempTable(
+    keyTable(i),
+    `CREATE TEMP TABLE ${ident(keyTable(i))} ON COMMIT DELETE ROWS AS
        SELECT ${identList(table.key)}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n
          FROM ${ident(schema)}.${ident(deltaTableName(table))} WITH NO DATA`,
   );
@@ -144,7 +145,7 @@ export async function copyKeyTable(from: Session, to: Session, schema: string, t
 
 /** Indexes key table `i` by key number, so each chunk of a large backlog is a range read. */
 export async function indexKeyTable(src: SourceRead, i: number): Promise<void> {
-  await src.session.query(`CREATE INDEX ON pg_temp.${ident(keyTable(i))} (pgferry_n)`);
+  await src.session.query(`CREATE INDEX IF NOT EXISTS ${ident(keyTable(i) + '_n')} ON pg_temp.${ident(keyTable(i))} (pgferry_n)`);
 }
 
 /** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */
