@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderTable, type ScenarioResult } from './lib/report.js';
+import { renderTable, tableRows, type ScenarioResult } from './lib/report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -24,11 +24,10 @@ const doc = JSON.parse(await fs.readFile(file, 'utf8')) as {
   runs: number;
   durationS: number;
   startedAt: string;
-  table: string[][];
   scenarios: ScenarioResult[];
 };
 console.log(`Command: \`${doc.command}\` (${doc.mode} mode, ${doc.runs} runs, ${doc.durationS} s, started ${doc.startedAt})\n`);
-console.log(renderTable(doc.table, true));
+console.log(renderTable(tableRows(doc.scenarios), true));
 console.log('');
 for (const s of doc.scenarios) {
   for (const n of s.notes) console.log(`- ${s.name}: ${n}`);

@@ -80,10 +80,18 @@ function vsUnit(f: Figure): string {
 function judge(goal: Goal, m: number | undefined, unit: string): GoalResult {
   if (m === undefined || !Number.isFinite(m)) return { ...goal, met: null };
   const met = goal.cmp === '<=' ? m <= goal.target : goal.cmp === '<' ? m < goal.target : m >= goal.target;
-  if (met) return { ...goal, met };
+  return met ? { ...goal, met } : { ...goal, met, missedBy: missText(goal, m, unit) };
+}
+
+/** "17.2 ms (3.4x the goal)", "30.2 points", "53,449 rows/s (36 % short)". */
+function missText(goal: Goal, m: number, unit: string): string {
   const diff = Math.abs(m - goal.target);
-  const rel = goal.target !== 0 ? ` (${fmt((diff / Math.abs(goal.target)) * 100)} % ${goal.cmp === '>=' ? 'short' : 'over'})` : '';
-  return { ...goal, met, missedBy: `${fmt(diff)} ${unit}${rel}` };
+  if (unit === '%') return `${fmt(diff)} points`;
+  if (goal.target === 0) return `${fmt(diff)} ${unit}`;
+  const rel = goal.cmp === '>='
+    ? `${fmt((diff / goal.target) * 100)} % short`
+    : m / goal.target >= 2 ? `${fmt(m / goal.target)}x the goal` : `${fmt((diff / goal.target) * 100)} % over`;
+  return `${fmt(diff)} ${unit} (${rel})`;
 }
 
 export function fmt(x: number | undefined | null): string {
@@ -115,10 +123,13 @@ function vsText(f: Figure): string {
   }
 }
 
-function goalText(g: GoalResult | undefined): [string, string] {
+function goalText(f: Figure): [string, string] {
+  const g = f.goal;
   if (!g) return ['', ''];
   const text = g.text + (g.others ? ` [${g.others}]` : '');
-  const verdict = g.met === null ? 'n/a' : g.met ? 'met' : `MISSED by ${g.missedBy}`;
+  const m = g.on === 'vs' ? f.vs?.value.median : f.value?.median;
+  const again = judge(g, m, g.on === 'vs' ? vsUnit(f) : f.unit);
+  const verdict = again.met === null ? 'n/a' : again.met ? 'met' : `MISSED by ${again.missedBy}`;
   return [text, verdict];
 }
 
@@ -132,7 +143,7 @@ export function tableRows(results: ScenarioResult[]): string[][] {
     for (const f of r.figures) {
       const value = f.value ? `${fmt(f.value.median)} ${f.unit}` : (f.status ?? '-');
       const ref = f.reference ? `${fmt(f.reference.value.median)} ${f.reference.unit} (${f.reference.label})` : '-';
-      const [g, verdict] = goalText(f.goal);
+      const [g, verdict] = goalText(f);
       rows.push([r.name, f.metric, value, spread(f.value), ref, vsText(f), g, f.value || !f.goal ? verdict : (f.status ?? 'n/a')]);
     }
     if (r.error) rows.push([r.name, 'ERROR', r.error.split('\n')[0]!.slice(0, 100), '', '', '', '', '']);
