@@ -4,11 +4,10 @@
  * the keys whose row no longer exists at the source and upserts the rest, set-based. State,
  * not statements, travels: applying the same batch twice leaves the same rows.
  */
-import { pipeline } from 'node:stream/promises';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../errors.js';
 import { readTable, type TableInfo } from '../catalog/tables.js';
 import { ORIGIN_SETTING } from '../capture/install.js';
+import { pipeCopy } from '../db/copy.js';
 import { literal, type Session } from '../db/session.js';
 import { keyTable } from '../delta/reader.js';
 import { displayName, ident, identList, qualified, shortHash } from '../sql/ident.js';
@@ -99,17 +98,7 @@ export async function stageRows(
   const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.pgferry_origin, ${src}), ${select}
                       FROM pg_temp.${ident(keyTable(i))} k LEFT JOIN ${qualified(t)} t ON ${match} ${where}) TO STDOUT`;
   const into = `COPY pg_temp.${ident(stagingTable(i))} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
-  const reader = source.client.query(copyTo(out));
-  const writer = receiver.client.query(copyFrom(into));
-  try {
-    await pipeline(reader, writer);
-  } catch (err) {
-    // A COPY cut short leaves either connection in an unknown state: never reuse them.
-    source.markBroken(err as Error);
-    receiver.noteError(err);
-    throw receiver.db.wrap(err);
-  }
-  return writer.rowCount;
+  return pipeCopy(source, receiver, out, into);
 }
 
 /**

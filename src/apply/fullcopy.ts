@@ -4,9 +4,8 @@
  * a half-filled table. Rows travel as COPY data, never parsed in JavaScript: binary format
  * where every column has the same built-in type on both sides, text otherwise.
  */
-import { pipeline } from 'node:stream/promises';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { TableInfo } from '../catalog/tables.js';
+import { pipeCopy } from '../db/copy.js';
 import type { Database } from '../db/database.js';
 import type { Session } from '../db/session.js';
 import { identList, qualified } from '../sql/ident.js';
@@ -68,8 +67,6 @@ export async function copyTable(
 ): Promise<number> {
   const fmt = opts.binary ? ' (FORMAT binary)' : '';
   const cols = identList(columns);
-  const reader = source.client.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${qualified(t)}) TO STDOUT${fmt}`));
-  const writer = receiver.client.query(copyFrom(`COPY ${qualified(t)} (${cols}) FROM STDIN${fmt}`));
   let timer: NodeJS.Timeout | undefined;
   let polling = false;
   const progress = opts.progress;
@@ -88,17 +85,14 @@ export async function copyTable(
     }, progress.everyMs);
     timer.unref();
   }
+  let rows: number;
   try {
-    await pipeline(reader, writer);
-  } catch (err) {
-    source.markBroken(err as Error);
-    receiver.noteError(err);
-    throw receiver.db.wrap(err);
+    rows = await pipeCopy(source, receiver, `COPY (SELECT ${cols} FROM ONLY ${qualified(t)}) TO STDOUT${fmt}`, `COPY ${qualified(t)} (${cols}) FROM STDIN${fmt}`);
   } finally {
     if (timer) clearInterval(timer);
   }
-  progress?.report({ rows: writer.rowCount, done: true });
-  return writer.rowCount;
+  progress?.report({ rows, done: true });
+  return rows;
 }
 
 /** The planner's estimate of a table's rows on the source (-1 when never analyzed). */

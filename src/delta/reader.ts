@@ -9,12 +9,11 @@
  * copied out with one COPY per target and nothing waits in memory.
  */
 import createDebug from 'debug';
-import { pipeline } from 'node:stream/promises';
-import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { deltaTableName } from '../capture/install.js';
 import { LATEST_VERSION } from '../capture/migrations.js';
+import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
 
@@ -134,13 +133,7 @@ async function createKeyTable(session: Session, schema: string, table: TableInfo
 export async function copyKeyTable(from: Session, to: Session, schema: string, table: TableInfo, i: number): Promise<void> {
   await createKeyTable(to, schema, table, i);
   const kt = `pg_temp.${ident(keyTable(i))}`;
-  try {
-    await pipeline(from.client.query(copyTo(`COPY ${kt} TO STDOUT`)), to.client.query(copyFrom(`COPY ${kt} FROM STDIN`)));
-  } catch (err) {
-    from.markBroken(err as Error);
-    to.noteError(err);
-    throw to.db.wrap(err);
-  }
+  await pipeCopy(from, to, `COPY ${kt} TO STDOUT`, `COPY ${kt} FROM STDIN`);
 }
 
 /** Indexes key table `i` by key number, so each chunk of a large backlog is a range read. */
