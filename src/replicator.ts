@@ -73,7 +73,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   readonly store: ControlStore;
   readonly #dbs = new Map<string, Database>();
   readonly #syncs = new Map<string, SyncEntry>();
-  readonly #listeners: NotificationListener[] = [];
+  /** One LISTEN connection per source database of an autokick sync. */
+  readonly #listeners = new Map<string, NotificationListener>();
   #checkTimer: NodeJS.Timeout | null = null;
   #started = false;
   #starting: Promise<void> | null = null;
@@ -401,12 +402,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       if (!e.plan.config.autokick) continue;
       for (const d of e.plan.databases) if (d.role === 'source') wanted.add(d.name);
     }
-    const have = new Set(this.#listeners.map((l) => (l as unknown as { db: string }).db));
     for (const name of wanted) {
-      if (have.has(name)) continue;
+      if (this.#listeners.has(name)) continue;
       const l = new NotificationListener(this.#dbs.get(name)!, this.options.schema, (table) => this.#notified(name, table));
-      Object.defineProperty(l, 'db', { value: name });
-      this.#listeners.push(l);
+      this.#listeners.set(name, l);
       await l.start();
     }
   }
@@ -445,7 +444,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       for (const t of this.#debounce.values()) clearTimeout(t);
       this.#debounce.clear();
       for (const e of this.#syncs.values()) e.runner.setBackground(false);
-      await Promise.all(this.#listeners.splice(0).map((l) => l.stop()));
+      const listeners = [...this.#listeners.values()];
+      this.#listeners.clear();
+      await Promise.all(listeners.map((l) => l.stop()));
       const inFlight = [...this.#syncs.values()].map((e) => e.runner.inFlight).filter((p): p is Promise<unknown> => p !== null);
       if (inFlight.length > 0) {
         let timer: NodeJS.Timeout | undefined;

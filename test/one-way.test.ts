@@ -4,20 +4,9 @@
  * twice changes nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, PgferryError } from '../src/index.js';
+import { Replicator, isPgferryError, PgferryError, type RunResult } from '../src/index.js';
 import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
 
-interface TableCounts {
-  upserted: number;
-  deleted: number;
-  conflicts: number;
-}
-interface RunResultLike {
-  sync: string;
-  status: 'ok' | 'empty';
-  durationMs: number;
-  tables: Record<string, TableCounts>;
-}
 
 const reps: Replicator[] = [];
 afterEach(async () => {
@@ -31,9 +20,9 @@ function describeError(err: unknown): string {
 }
 
 /** Kicks sync `name` and returns its run result (a single sync name gives one result). */
-async function kick(rep: Replicator, name = 's'): Promise<RunResultLike> {
+async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
   try {
-    return (await rep.kick(name)) as unknown as RunResultLike;
+    return (await rep.kick(name)) ;
   } catch (err) {
     // Re-throw with the code in the message, so a failing test says why.
     if (err instanceof PgferryError || isPgferryError(err)) throw new Error(`kick('${name}') failed: ${describeError(err)}`, { cause: err });

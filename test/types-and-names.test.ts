@@ -4,29 +4,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, PgferryError } from '../src/index.js';
+import { Replicator, isPgferryError, PgferryError, type RunResult } from '../src/index.js';
 import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
 
-interface TableCounts {
-  upserted: number;
-  deleted: number;
-  conflicts: number;
-}
-interface RunResultLike {
-  sync: string;
-  status: 'ok' | 'empty';
-  durationMs: number;
-  tables: Record<string, TableCounts>;
-}
 
 const reps: Replicator[] = [];
 afterEach(async () => {
   for (const rep of reps.splice(0)) await rep.stop();
 });
 
-async function kick(rep: Replicator, name = 's'): Promise<RunResultLike> {
+async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
   try {
-    return (await rep.kick(name)) as unknown as RunResultLike;
+    return (await rep.kick(name)) ;
   } catch (err) {
     if (err instanceof PgferryError || isPgferryError(err)) {
       throw new Error(`kick('${name}') failed: ${err.code}: ${err.message}`, { cause: err });
