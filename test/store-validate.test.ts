@@ -65,3 +65,54 @@ it('PostgresControlStore keeps run history in a database, across replicators', a
     await rep2.stop();
   }
 });
+
+it('installSql() shows the DDL without changing anything; status() reports the last run', async () => {
+  const [a, b] = await createDatabases(2);
+  await sqlAll([a!, b!], 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+  const rep = new Replicator();
+  try {
+    await rep.addDatabase('a', a!.url);
+    await rep.addDatabase('b', b!.url);
+    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    const ddl = await rep.installSql('s');
+    expect(ddl).toMatch(/CREATE TRIGGER "pgferry_capture_ins" AFTER INSERT ON "public"\."t"/);
+    expect(ddl).toMatch(/CREATE TRIGGER "pgferry_capture_trunc" AFTER TRUNCATE/);
+    expect(await a!.sql(`SELECT 1 FROM pg_namespace WHERE nspname = 'pgferry'`)).toHaveLength(0);
+    expect(rep.status().syncs[0]).toMatchObject({ name: 's', running: false, lastResult: null, lastError: null });
+    await rep.install();
+    await a!.sql(`INSERT INTO t VALUES (1, 'x')`);
+    const r = await rep.kick('s');
+    expect(rep.status().syncs[0]!.lastResult).toEqual(r);
+  } finally {
+    await rep.stop();
+  }
+});
+
+it('stop() with a timeout rolls back a run in flight, which rejects STOPPED', async () => {
+  const [a, b] = await createDatabases(2);
+  await sqlAll([a!, b!], 'CREATE TABLE t (id int PRIMARY KEY, v text)');
+  // The target's trigger makes the run slow enough to be cut short.
+  await b!.sql(`CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$;
+                CREATE TRIGGER slow BEFORE INSERT ON t FOR EACH STATEMENT EXECUTE FUNCTION slow()`);
+  const rep = new Replicator();
+  try {
+    await rep.addDatabase('a', a!.url);
+    await rep.addDatabase('b', b!.url);
+    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.install();
+    await a!.sql(`INSERT INTO t SELECT g, 'v' FROM generate_series(1, 10) g`);
+    const kick = rep.kick('s');
+    kick.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    await rep.stop({ timeoutMs: 200 });
+    expect(Date.now() - t0).toBeLessThan(4000);
+    await expect(kick).rejects.toMatchObject({ code: 'STOPPED' });
+    expect(await b!.sql('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+    // Nothing was lost: a later kick delivers everything.
+    await b!.sql('DROP TRIGGER slow ON t');
+    expect((await rep.kick('s')).tables['public.t']).toMatchObject({ upserted: 10 });
+  } finally {
+    await rep.stop();
+  }
+});
