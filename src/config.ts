@@ -6,10 +6,15 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { PgferryError, type ConfigIssue } from './errors.js';
+import { displayName, type QualifiedName } from './sql/ident.js';
 import type { ControlStore } from './store/control-store.js';
-import type { ConflictResolver, ExceptionHandler, SimpleStrategy } from './types.js';
+import type { ConflictResolver, ExceptionHandler, Role, SimpleStrategy } from './types.js';
 
-const identifierish = z.string().min(1, 'must not be empty').max(63, 'must be at most 63 bytes');
+const identifierish = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(63, 'must be at most 63 bytes')
+  .refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
 
 export const replicatorOptionsSchema = z.strictObject({
   /** Where configuration and run history live. Default: a new MemoryControlStore. */
@@ -137,4 +142,104 @@ export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what
   const issues = issuesOf(r.error, prefix);
   const list = issues.map((i) => `${i.path}: ${i.message}`).join('; ');
   throw new PgferryError('CONFIG_INVALID', `Invalid ${what}: ${list}`, { issues });
+}
+
+/** Checks a database or sync name (1 to 63 characters), else CONFIG_INVALID. */
+export function checkName(kind: 'database' | 'sync', name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 63) {
+    throw new PgferryError('CONFIG_INVALID', `Invalid ${kind} name: must be 1 to 63 characters.`, { issues: [{ path: 'name', message: 'must be 1 to 63 characters' }] });
+  }
+}
+
+/** A sync's configuration after every check: parsed names, roles in configured order. */
+export interface CheckedSync {
+  config: ResolvedSyncConfig;
+  relations: QualifiedName[];
+  databases: { name: string; role: Role }[];
+}
+
+/**
+ * Parses a sync's configuration and checks it against the databases added so far: every
+ * database known (else UNKNOWN_DATABASE), no table listed twice, precedence lists naming
+ * sources only (else CONFIG_INVALID naming the field).
+ */
+export function checkSync(name: string, input: unknown, knownDatabases: ReadonlySet<string>): CheckedSync {
+  checkName('sync', name);
+  const config = parseConfig(syncConfigSchema, input, `sync "${name}"`);
+  const unknown = Object.keys(config.databases).filter((d) => !knownDatabases.has(d));
+  if (unknown.length > 0) {
+    throw new PgferryError(
+      'UNKNOWN_DATABASE',
+      `Sync "${name}" names database${unknown.length > 1 ? 's' : ''} ${unknown.map((d) => `"${d}"`).join(', ')} that ${unknown.length > 1 ? 'were' : 'was'} never added. Call addDatabase() first.`,
+      { sync: name, database: unknown[0] },
+    );
+  }
+  const relations = config.tables.map((t) => parseQualifiedName(t));
+  const seen = new Set<string>();
+  for (const r of relations) {
+    const d = displayName(r);
+    if (seen.has(d)) {
+      throw new PgferryError('CONFIG_INVALID', `Invalid sync "${name}": table ${d} is listed twice.`, { sync: name, issues: [{ path: 'tables', message: `${d} is listed twice` }] });
+    }
+    seen.add(d);
+  }
+  const cs = config.conflictStrategy;
+  const strategies = [cs, ...(typeof cs === 'object' && !Array.isArray(cs) ? [cs.default, ...Object.values(cs.tables)] : [])];
+  for (const p of strategies) {
+    if (!Array.isArray(p)) continue;
+    const bad = p.filter((d) => config.databases[d] !== 'source');
+    if (bad.length) {
+      throw new PgferryError('CONFIG_INVALID', `Invalid sync "${name}": conflictStrategy names ${bad.map((b) => `"${b}"`).join(', ')}, which ${bad.length > 1 ? 'are not sources' : 'is not a source'} of the sync.`, {
+        sync: name,
+        issues: [{ path: 'conflictStrategy', message: `${bad.join(', ')} not a source of the sync` }],
+      });
+    }
+  }
+  return { config, relations, databases: Object.entries(config.databases).map(([db, role]) => ({ name: db, role })) };
+}
+
+/**
+ * Parses a table name written like SQL: `orders` (schema public), `sales.orders`,
+ * `"Odd Schema"."Tbl ""Q"""`. Unquoted parts fold to lower case; quoted parts are kept.
+ */
+export function parseQualifiedName(text: string, defaultSchema = 'public'): QualifiedName {
+  const parts: string[] = [];
+  let i = 0;
+  const fail = (why: string): never => {
+    throw new PgferryError('CONFIG_INVALID', `Invalid table name ${JSON.stringify(text)}: ${why}`, {
+      issues: [{ path: 'tables', message: `${JSON.stringify(text)}: ${why}` }],
+    });
+  };
+  if (text.includes('\0')) fail('contains a NUL byte');
+  while (i < text.length) {
+    let part = '';
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) fail('unterminated double quote');
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') { part += '"'; i += 2; continue; }
+          i++;
+          break;
+        }
+        part += text[i++];
+      }
+      if (part === '') fail('empty quoted name');
+    } else {
+      const start = i;
+      while (i < text.length && text[i] !== '.' && text[i] !== '"') i++;
+      part = text.slice(start, i).trim().toLowerCase();
+      if (part === '') fail('empty name part');
+      if (/\s/.test(part)) fail('unquoted names cannot contain spaces (use double quotes)');
+    }
+    parts.push(part);
+    if (i < text.length) {
+      if (text[i] !== '.') fail(`unexpected ${JSON.stringify(text[i])}`);
+      i++;
+      if (i >= text.length) fail('trailing dot');
+    }
+  }
+  if (parts.length === 1) return { schema: defaultSchema, name: parts[0]! };
+  if (parts.length === 2) return { schema: parts[0]!, name: parts[1]! };
+  return fail('expected "table" or "schema.table"');
 }

@@ -1,12 +1,17 @@
+/**
+ * The public face: it holds the databases and syncs, and delegates. Capture is installed by
+ * capture/installer, runs go through one SyncRunner per sync (sync/run), background runs are
+ * driven by scheduler/autokick, and results are recorded in the control store.
+ */
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
-import { requireTable, type TableInfo } from './catalog/tables.js';
-import { captureSql, installCapture, uninstallCapture } from './capture/install.js';
+import { Installer } from './capture/installer.js';
 import {
+  checkName,
+  checkSync,
   databaseConfigSchema,
   parseConfig,
   replicatorOptionsSchema,
-  syncConfigSchema,
   type DatabaseConfig,
   type ReplicatorOptions,
   type ResolvedReplicatorOptions,
@@ -15,21 +20,22 @@ import {
 import { Database } from './db/database.js';
 import { PgferryError } from './errors.js';
 import type { Emit, ReplicatorEvents } from './events.js';
-import { NotificationListener } from './scheduler/listener.js';
+import type { SyncPlan } from './plan.js';
+import { Autokick, type ScheduledSync } from './scheduler/autokick.js';
 import { SyncRunner } from './scheduler/sync-runner.js';
-import { displayName, parseQualifiedName } from './sql/ident.js';
-import { MemoryControlStore, type ControlStore } from './store/control-store.js';
-import type { SyncPlan } from './sync/plan.js';
+import { BackgroundTasks } from './scheduler/tasks.js';
+import { MemoryControlStore, type ControlStore, type RunRecord } from './store/control-store.js';
+import type { RunContext } from './sync/context.js';
 import { runSync } from './sync/run.js';
 import { validateSync, type ValidationResult } from './sync/validate.js';
-import type { Role, RunReason, RunResult } from './types.js';
+import type { Role, RunResult } from './types.js';
 
 const debug = createDebug('pgferry:replicator');
 
-interface SyncEntry {
-  plan: SyncPlan;
-  runner: SyncRunner;
-}
+/** How long stop() lets runs in flight finish by default. */
+const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+/** After aborting runs, how long stop() waits for them to end (one may wait for a connection). */
+const ABORT_GRACE_MS = 5_000;
 
 export interface KickOptions {
   /** Reject with KICK_TIMEOUT after this many ms (the run goes on). */
@@ -72,28 +78,28 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store'>>;
   readonly store: ControlStore;
   readonly #dbs = new Map<string, Database>();
-  readonly #syncs = new Map<string, SyncEntry>();
-  /** One LISTEN connection per source database of an autokick sync. */
-  readonly #listeners = new Map<string, NotificationListener>();
-  #checkTimer: NodeJS.Timeout | null = null;
+  readonly #syncs = new Map<string, ScheduledSync>();
+  readonly #installer: Installer;
+  readonly #autokick: Autokick;
+  /** Delta pruning after runs and run records: stop() waits for them. */
+  readonly #tasks = new BackgroundTasks();
   #started = false;
   #starting: Promise<void> | null = null;
   #stopping: Promise<void> | null = null;
-  #debounce = new Map<string, NodeJS.Timeout>();
   /** Aborted by a stop() whose timeout passed: runs in flight roll back and reject STOPPED. */
   #abort = new AbortController();
-  readonly #recording = new Set<Promise<void>>();
   readonly #emit: Emit;
 
   constructor(options: ReplicatorOptions = {}) {
     super();
-    const parsed = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
-    const { store, ...rest } = parsed;
+    const { store, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
     this.store = store ?? new MemoryControlStore();
     this.options = Object.freeze(rest);
     const emit = ((name, payload) => this.#safeEmit(name, payload)) as Emit;
     emit.wants = (name) => this.listenerCount(name) > 0;
     this.#emit = emit;
+    this.#installer = new Installer(this.#dbs, rest.schema);
+    this.#autokick = new Autokick(this.#dbs, rest.schema, rest, () => this.#syncs.values());
   }
 
   /** Listener exceptions never reach the replicator; an unheard `error` becomes a process warning. */
@@ -120,9 +126,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * @example await rep.addDatabase('a', { host: '127.0.0.1', database: 'shop', user: 'app' });
    */
   async addDatabase(name: string, config: DatabaseConfig): Promise<void> {
-    if (typeof name !== 'string' || name.length === 0 || name.length > 63) {
-      throw new PgferryError('CONFIG_INVALID', 'Invalid database name: must be 1 to 63 characters.', { issues: [{ path: 'name', message: 'must be 1 to 63 characters' }] });
-    }
+    checkName('database', name);
     const parsed = parseConfig(databaseConfigSchema, config, `database "${name}"`, name);
     if (this.#dbs.has(name)) {
       throw new PgferryError('CONFIG_INVALID', `Database "${name}" was already added; each database name is used once.`, {
@@ -139,112 +143,66 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * @example await rep.addSync('shop', { tables: ['orders'], databases: { a: 'source', b: 'target' } });
    */
   async addSync(name: string, config: SyncConfig): Promise<void> {
-    if (typeof name !== 'string' || name.length === 0 || name.length > 63) {
-      throw new PgferryError('CONFIG_INVALID', 'Invalid sync name: must be 1 to 63 characters.', { issues: [{ path: 'name', message: 'must be 1 to 63 characters' }] });
-    }
-    const cfg = parseConfig(syncConfigSchema, config, `sync "${name}"`);
+    const checked = checkSync(name, config, new Set(this.#dbs.keys()));
     if (this.#syncs.has(name)) {
       throw new PgferryError('CONFIG_INVALID', `Sync "${name}" was already added.`, { sync: name, issues: [{ path: 'name', message: 'already added' }] });
     }
-    const unknown = Object.keys(cfg.databases).filter((d) => !this.#dbs.has(d));
-    if (unknown.length > 0) {
-      throw new PgferryError(
-        'UNKNOWN_DATABASE',
-        `Sync "${name}" names database${unknown.length > 1 ? 's' : ''} ${unknown.map((d) => `"${d}"`).join(', ')} that ${unknown.length > 1 ? 'were' : 'was'} never added. Call addDatabase() first.`,
-        { sync: name, database: unknown[0] },
-      );
+    const plan: SyncPlan = { name, ...checked, state: { onetimecopyDone: checked.config.onetimecopy === 'never' } };
+    const runner = this.#runnerFor(plan);
+    this.#syncs.set(name, { plan, runner });
+    if (this.#started) {
+      runner.setBackground(true);
+      await this.#autokick.listen();
     }
-    const relations = cfg.tables.map((t) => parseQualifiedName(t));
-    const seen = new Set<string>();
-    for (const r of relations) {
-      const d = displayName(r);
-      if (seen.has(d)) {
-        throw new PgferryError('CONFIG_INVALID', `Invalid sync "${name}": table ${d} is listed twice.`, { sync: name, issues: [{ path: 'tables', message: `${d} is listed twice` }] });
-      }
-      seen.add(d);
-    }
-    const precedence = [cfg.conflictStrategy, ...(typeof cfg.conflictStrategy === 'object' && !Array.isArray(cfg.conflictStrategy) ? [cfg.conflictStrategy.default, ...Object.values(cfg.conflictStrategy.tables)] : [])];
-    for (const p of precedence) {
-      if (!Array.isArray(p)) continue;
-      const bad = p.filter((d) => cfg.databases[d] !== 'source');
-      if (bad.length) {
-        throw new PgferryError('CONFIG_INVALID', `Invalid sync "${name}": conflictStrategy names ${bad.map((b) => `"${b}"`).join(', ')}, which ${bad.length > 1 ? 'are not sources' : 'is not a source'} of the sync.`, {
-          sync: name,
-          issues: [{ path: 'conflictStrategy', message: `${bad.join(', ')} not a source of the sync` }],
-        });
-      }
-    }
-    const plan: SyncPlan = {
-      name,
-      config: cfg,
-      relations,
-      databases: Object.entries(cfg.databases).map(([db, role]) => ({ name: db, role })),
-      state: { onetimecopyDone: cfg.onetimecopy === 'never' },
-    };
+  }
+
+  /** The runner of one sync: its runs, their events, and their records. */
+  #runnerFor(plan: SyncPlan): SyncRunner {
+    const sync = plan.name;
     let housekeeping: Promise<void> = Promise.resolve();
-    const runner = new SyncRunner(
-      name,
+    return new SyncRunner(
+      sync,
       {
-        run: async (runId, reason) => {
+        run: async (ctx) => {
           // The previous run's housekeeping finishes first, so runs of a sync never pile it up.
           await housekeeping;
-          return runSync(
-            plan,
-            {
-              dbs: this.#dbs,
-              schema: this.options.schema,
-              emit: this.#emit,
-              signal: this.#abort.signal,
-              background: (task) => {
-                housekeeping = this.#inBackground(task);
-              },
+          const deps = {
+            dbs: this.#dbs,
+            schema: this.options.schema,
+            emit: this.#emit,
+            signal: this.#abort.signal,
+            background: (task: () => Promise<void>) => {
+              housekeeping = this.#tasks.run(task, (err) => debug('background task failed: %s', err?.message));
             },
-            runId,
-            reason,
-          );
+          };
+          return runSync(plan, deps, ctx);
         },
-        onStart: (runId, reason) => this.#emit('sync:start', { sync: name, runId, reason }),
+        onStart: (ctx) => this.#emit('sync:start', { sync, runId: ctx.runId, reason: ctx.reason }),
         onComplete: (result) => {
           this.#emit('sync:complete', result);
-          this.#record(result.runId, name, result.reason, result.status, result.startedAt, result.durationMs, result.totals.upserted + result.totals.deleted);
+          const { runId, reason, status, startedAt, durationMs, totals } = result;
+          this.#record({ runId, sync, reason, status, startedAt, durationMs, rows: totals.upserted + totals.deleted });
         },
-        onError: (runId, error, willRetry, retryInMs) => {
-          this.#emit('sync:error', { sync: name, runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
+        onError: (ctx, error, willRetry, retryInMs) => {
+          this.#emit('sync:error', { sync, runId: ctx.runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
           if (this.#started && !willRetry) this.#emit('error', error);
-          this.#record(runId, name, 'kick', 'error', new Date(), 0, 0, error);
+          const durationMs = Date.now() - ctx.startedAt.getTime();
+          this.#record({ ...ctx, sync, status: 'error', durationMs, rows: 0, error: { code: error.code, message: error.message } });
         },
       },
       this.options.retry,
     );
-    this.#syncs.set(name, { plan, runner });
-    if (this.#started) {
-      runner.setBackground(true);
-      await this.#listen();
-    }
-  }
-
-  /** Housekeeping that follows a run (delta pruning); stop() waits for it. */
-  #inBackground(task: () => Promise<void>): Promise<void> {
-    const p = task().catch((err: Error) => debug('background task failed: %s', err?.message));
-    this.#recording.add(p);
-    void p.finally(() => this.#recording.delete(p));
-    return p;
   }
 
   /** Records a run in the store in the background; stop() waits for these. */
-  #record(runId: string, sync: string, reason: RunReason, status: 'ok' | 'empty' | 'error', startedAt: Date, durationMs: number, rows: number, error?: PgferryError): void {
-    const p = (async () => {
-      try {
-        await this.store.recordRun({ runId, sync, reason, status, startedAt, durationMs, rows, ...(error && { error: { code: error.code, message: error.message } }) });
-      } catch (err) {
-        debug('control store failed to record run: %s', (err as Error).message);
-      }
-    })();
-    this.#recording.add(p);
-    void p.finally(() => this.#recording.delete(p));
+  #record(run: RunRecord): void {
+    void this.#tasks.run(
+      () => this.store.recordRun(run),
+      (err) => debug('control store failed to record run: %s', err.message),
+    );
   }
 
-  #sync(name: string): SyncEntry {
+  #sync(name: string): ScheduledSync {
     const s = this.#syncs.get(name);
     if (!s) {
       throw new PgferryError('UNKNOWN_SYNC', `There is no sync "${name}". Known syncs: ${[...this.#syncs.keys()].join(', ') || '(none)'}.`, { sync: name });
@@ -252,38 +210,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     return s;
   }
 
-  #selected(sync?: string): SyncEntry[] {
-    return sync === undefined ? [...this.#syncs.values()] : [this.#sync(sync)];
-  }
-
-  /** Reads and checks every table of a sync on each source (nothing is changed). */
-  async #readSources(plan: SyncPlan): Promise<Map<string, TableInfo[]>> {
-    const out = new Map<string, TableInfo[]>();
-    // Full copies need no key and no capture; changes sent to targets (or between sources) do.
-    const incremental = plan.databases.filter((d) => d.role !== 'fullcopy').length > 1;
-    for (const { name, role } of plan.databases) {
-      if (role !== 'source') continue;
-      const db = this.#dbs.get(name)!;
-      const client = await db.connect();
-      try {
-        const infos: TableInfo[] = [];
-        for (const rel of plan.relations) {
-          const t = await requireTable(client, rel, name).catch((e) => { throw db.wrap(e); });
-          if (incremental && t.kind === 'table' && t.key.length === 0) {
-            throw new PgferryError(
-              'NO_PRIMARY_KEY',
-              `Table ${displayName(t)} on database "${name}" has no primary key and no unique index on NOT NULL columns, so sync "${plan.name}" cannot replicate it incrementally. Add a primary key, or give it its own sync with a 'fullcopy' target.`,
-              { sync: plan.name, database: name, table: displayName(t) },
-            );
-          }
-          infos.push(t);
-        }
-        out.set(name, incremental ? infos : []);
-      } finally {
-        client.release();
-      }
-    }
-    return out;
+  #plans(sync?: string): SyncPlan[] {
+    return sync === undefined ? [...this.#syncs.values()].map((s) => s.plan) : [this.#sync(sync).plan];
   }
 
   /**
@@ -292,25 +220,15 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * key nothing is installed anywhere.
    */
   async install(sync?: string): Promise<void> {
-    const entries = this.#selected(sync);
-    const checked = new Map<SyncEntry, Map<string, TableInfo[]>>();
-    for (const e of entries) checked.set(e, await this.#readSources(e.plan));
+    const plans = this.#plans(sync);
     await this.store.init?.();
-    for (const [e, perDb] of checked) {
-      for (const [dbName, tables] of perDb) {
-        if (!tables.some((t) => t.kind === 'table')) continue; // full copies need no capture
-        await this.#inTransaction(dbName, (c) => installCapture(c, this.options.schema, dbName, e.plan.name, tables));
-      }
-    }
-    if (this.#started) await this.#listen();
+    await this.#installer.install(plans);
+    if (this.#started) await this.#autokick.listen();
   }
 
   /** The DDL `install()` would run for a sync's tables, for review. Changes nothing. */
   async installSql(sync: string): Promise<string> {
-    const e = this.#sync(sync);
-    const perDb = await this.#readSources(e.plan);
-    const first = [...perDb.values()][0] ?? [];
-    return first.flatMap((t) => (t.kind === 'table' ? captureSql(this.options.schema, t) : [])).join(';\n\n') + ';\n';
+    return this.#installer.sql(this.#sync(sync).plan);
   }
 
   /**
@@ -318,28 +236,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * everything pgferry installed when called without a name.
    */
   async uninstall(sync?: string): Promise<void> {
-    const dbNames = new Set<string>();
-    for (const e of this.#selected(sync)) for (const d of e.plan.databases) if (d.role === 'source') dbNames.add(d.name);
-    if (sync === undefined) for (const name of this.#dbs.keys()) dbNames.add(name);
-    for (const name of dbNames) {
-      await this.#inTransaction(name, (c) => uninstallCapture(c, this.options.schema, sync));
-    }
-  }
-
-  async #inTransaction(dbName: string, fn: (c: import('pg').PoolClient) => Promise<void>): Promise<void> {
-    const db = this.#dbs.get(dbName)!;
-    const c = await db.connect();
-    let broken: Error | undefined;
-    try {
-      await c.query('BEGIN');
-      await fn(c);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw db.wrap(err);
-    } finally {
-      c.release(broken);
-    }
+    await this.#installer.uninstall(this.#plans(sync), sync === undefined);
   }
 
   /**
@@ -352,8 +249,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   kick(sync?: undefined, options?: KickOptions): Promise<RunResult[]>;
   async kick(sync?: string, options: KickOptions = {}): Promise<RunResult | RunResult[]> {
     if (sync === undefined) return Promise.all([...this.#syncs.keys()].map((name) => this.kick(name, options)));
-    const entry = this.#sync(sync);
-    const run = entry.runner.request('kick');
+    const run = this.#sync(sync).runner.request('kick');
     if (options.timeoutMs === undefined) return run;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -377,56 +273,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     this.#starting = (async () => {
       await this.store.init?.();
       this.#started = true;
-      for (const e of this.#syncs.values()) e.runner.setBackground(true);
-      await this.#listen();
-      if (this.options.checkIntervalMs > 0) {
-        this.#checkTimer = setInterval(() => {
-          for (const e of this.#syncs.values()) if (e.plan.config.autokick) e.runner.poke('check');
-        }, this.options.checkIntervalMs);
-        this.#checkTimer.unref();
-      }
-      // Catch up on whatever was written while nobody listened.
-      for (const e of this.#syncs.values()) if (e.plan.config.autokick) e.runner.poke('autokick');
+      for (const s of this.#syncs.values()) s.runner.setBackground(true);
+      await this.#autokick.start();
     })();
     try {
       await this.#starting;
     } finally {
       this.#starting = null;
-    }
-  }
-
-  /** Opens a listener on every source of an autokick sync that has none yet. */
-  async #listen(): Promise<void> {
-    const wanted = new Set<string>();
-    for (const e of this.#syncs.values()) {
-      if (!e.plan.config.autokick) continue;
-      for (const d of e.plan.databases) if (d.role === 'source') wanted.add(d.name);
-    }
-    for (const name of wanted) {
-      if (this.#listeners.has(name)) continue;
-      const l = new NotificationListener(this.#dbs.get(name)!, this.options.schema, (table) => this.#notified(name, table));
-      this.#listeners.set(name, l);
-      await l.start();
-    }
-  }
-
-  #notified(db: string, table: string | null): void {
-    for (const e of this.#syncs.values()) {
-      const { plan } = e;
-      if (!plan.config.autokick) continue;
-      if (!plan.databases.some((d) => d.name === db && d.role === 'source')) continue;
-      if (table !== null && !plan.relations.some((r) => displayName(r) === table)) continue;
-      const delay = this.options.autokickDelayMs;
-      if (delay === 0) {
-        e.runner.poke('autokick');
-      } else if (!this.#debounce.has(plan.name)) {
-        const t = setTimeout(() => {
-          this.#debounce.delete(plan.name);
-          e.runner.poke('autokick');
-        }, delay);
-        t.unref();
-        this.#debounce.set(plan.name, t);
-      }
     }
   }
 
@@ -438,45 +291,43 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     if (this.#stopping) return this.#stopping;
     if (this.#starting) await this.#starting.catch(() => undefined);
     this.#stopping = (async () => {
-      this.#started = false;
-      if (this.#checkTimer) clearInterval(this.#checkTimer);
-      this.#checkTimer = null;
-      for (const t of this.#debounce.values()) clearTimeout(t);
-      this.#debounce.clear();
-      for (const e of this.#syncs.values()) e.runner.setBackground(false);
-      const listeners = [...this.#listeners.values()];
-      this.#listeners.clear();
-      await Promise.all(listeners.map((l) => l.stop()));
-      const inFlight = [...this.#syncs.values()].map((e) => e.runner.inFlight).filter((p): p is Promise<unknown> => p !== null);
-      if (inFlight.length > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        const gaveUp = await Promise.race([
-          Promise.allSettled(inFlight).then(() => false),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(true), options.timeoutMs ?? 30_000);
-          }),
-        ]);
-        clearTimeout(timer);
-        if (gaveUp) {
-          debug('stop: runs still in flight after %dms; aborting them', options.timeoutMs ?? 30_000);
-          this.#abort.abort();
-          // Aborted runs end as soon as their connections are cut; one still waiting for a
-          // connection ends when it gets one. Do not wait for that forever.
-          let t2: NodeJS.Timeout | undefined;
-          await Promise.race([Promise.allSettled(inFlight), new Promise((r) => (t2 = setTimeout(r, 5_000)))]);
-          clearTimeout(t2);
-        }
+      await this.#drain();
+      const inFlight = [...this.#syncs.values()].map((s) => s.runner.inFlight).filter((p): p is Promise<unknown> => p !== null);
+      const timeoutMs = options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+      if (!(await settlesWithin(inFlight, timeoutMs))) {
+        debug('stop: runs still in flight after %dms; aborting them', timeoutMs);
+        await this.#abortRuns(inFlight);
       }
-      this.#abort = new AbortController();
-      await Promise.all(this.#recording);
-      await Promise.all([...this.#dbs.values()].map((d) => d.close().catch(() => undefined)));
-      await this.store.close?.();
+      await this.#close();
     })();
     try {
       await this.#stopping;
     } finally {
       this.#stopping = null;
     }
+  }
+
+  /** stop(), first phase: no new background work (listeners, timers, retries). */
+  async #drain(): Promise<void> {
+    this.#started = false;
+    for (const s of this.#syncs.values()) s.runner.setBackground(false);
+    await this.#autokick.stop();
+  }
+
+  /** stop(), when runs outlive the timeout: cut their connections; they roll back and reject STOPPED. */
+  async #abortRuns(inFlight: Promise<unknown>[]): Promise<void> {
+    this.#abort.abort();
+    // Aborted runs end as soon as their connections are cut; one still waiting for a
+    // connection ends when it gets one. Do not wait for that forever.
+    await settlesWithin(inFlight, ABORT_GRACE_MS);
+  }
+
+  /** stop(), last phase: records and housekeeping written, then every connection we opened closed. */
+  async #close(): Promise<void> {
+    this.#abort = new AbortController();
+    await this.#tasks.drain();
+    await Promise.all([...this.#dbs.values()].map((d) => d.close().catch(() => undefined)));
+    await this.store.close?.();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -508,4 +359,18 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       })),
     };
   }
+}
+
+/** Whether every promise settles within `ms` (it keeps waiting for none of them after that). */
+async function settlesWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    Promise.allSettled(promises).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }

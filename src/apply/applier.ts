@@ -6,26 +6,20 @@
  */
 import { PgferryError } from '../errors.js';
 import { readTable, type TableInfo } from '../catalog/tables.js';
-import { ORIGIN_SETTING } from '../capture/install.js';
 import { pipeCopy } from '../db/copy.js';
-import { literal, type Session } from '../db/session.js';
-import { keyTable } from '../delta/reader.js';
-import { displayName, ident, identList, qualified, shortHash } from '../sql/ident.js';
+import type { Session } from '../db/session.js';
+import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
+import { KEY_TABLE, ORIGIN_SETTING, STAGING, type TempNames } from '../sql/names.js';
 import type { RowKey } from '../types.js';
 
-export function stagingTable(i: number): string {
-  return `pgferry_s_${i}`;
-}
-
-const PRESENT = 'pgferry_present';
-const ORIGIN = 'pgferry_origin';
-const SOURCE = 'pgferry_source';
-
-
+const PRESENT = STAGING.present;
+const ORIGIN = STAGING.origin;
+const SOURCE = STAGING.source;
 
 /**
  * Checks that `receiver` has the table with every column that travels and a unique key on
- * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs.
+ * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs. Returns
+ * the receiver's table as its catalog describes it.
  */
 export async function checkReceiver(receiver: Session, source: TableInfo, columns: string[], sourceDb: string): Promise<TableInfo> {
   const t = await readTable(receiver.client, source);
@@ -54,7 +48,6 @@ export async function checkReceiver(receiver: Session, source: TableInfo, column
       );
     }
   }
-  receiver.facts.set(`types:${name}`, t.columns.map((c) => `${c.name} ${c.type}`).join(', '));
   if (source.key.length > 0 && t.key.join('\0') !== source.key.join('\0')) {
     throw new PgferryError(
       'SCHEMA_MISMATCH',
@@ -65,39 +58,38 @@ export async function checkReceiver(receiver: Session, source: TableInfo, column
   return t;
 }
 
-/** Creates (or empties) the staging table of table `i` on the receiver. */
-export async function createStaging(receiver: Session, t: TableInfo, i: number, columns: string[]): Promise<void> {
+/** Creates (or empties) a table's staging table on the receiver (`here`: the receiver's table). */
+export async function createStaging(receiver: Session, here: TableInfo, temp: TempNames, columns: string[]): Promise<void> {
   // The receiver's column types are part of the definition: a reused table must match them.
-  const types = receiver.facts.get(`types:${displayName(t)}`) ?? 'unknown';
+  const types = here.columns.map((c) => `${c.name} ${c.type}`).join(', ');
   await receiver.tempTable(
-    stagingTable(i),
-    `CREATE TEMP TABLE ${ident(stagingTable(i))} ON COMMIT DELETE ROWS AS
+    temp.staging,
+    `CREATE TEMP TABLE ${ident(temp.staging)} ON COMMIT DELETE ROWS AS
        SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, ${identList(columns)}
-         FROM ${qualified(t)} WITH NO DATA /* column types ${shortHash(types)} */`,
+         FROM ${qualified(here)} WITH NO DATA /* column types ${shortHash(types)} */`,
   );
 }
 
+/** A range of key numbers in a key table (a chunk of a large backlog): `from < n <= to`. */
+export interface KeyRange {
+  from: number;
+  to: number;
+}
+
 /**
- * Streams the current rows of the keys in the source's key table `i` (those numbered in
- * `range`, when given) into the receiver's staging table. A key whose row is gone at the
- * source arrives with `pgferry_present = false`. Returns the number of keys staged.
+ * Streams the current rows of the keys in the source's key table (those numbered in `range`,
+ * when given) into the receiver's staging table. A key whose row is gone at the source arrives
+ * with `pgferry_present = false`. Returns the number of keys staged.
  */
-export async function stageRows(
-  source: Session,
-  receiver: Session,
-  t: TableInfo,
-  i: number,
-  columns: string[],
-  range?: { from: number; to: number },
-): Promise<number> {
+export async function stageRows(source: Session, receiver: Session, t: TableInfo, temp: TempNames, columns: string[], range?: KeyRange): Promise<number> {
   const keys = new Set(t.key);
   const select = columns.map((c) => (keys.has(c) ? `k.${ident(c)}` : `t.${ident(c)}`)).join(', ');
-  const match = t.key.map((c) => `t.${ident(c)} = k.${ident(c)}`).join(' AND ');
-  const where = range ? `WHERE k.pgferry_n > ${Math.floor(range.from)} AND k.pgferry_n <= ${Math.floor(range.to)}` : '';
+  const n = `k.${KEY_TABLE.number}`;
+  const where = range ? `WHERE ${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}` : '';
   const src = literal(source.name);
-  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.pgferry_origin, ${src}), ${select}
-                      FROM pg_temp.${ident(keyTable(i))} k LEFT JOIN ${qualified(t)} t ON ${match} ${where}) TO STDOUT`;
-  const into = `COPY pg_temp.${ident(stagingTable(i))} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
+  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${select}
+                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, 't', 'k')} ${where}) TO STDOUT`;
+  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
   return pipeCopy(source, receiver, out, into);
 }
 
@@ -105,11 +97,11 @@ export async function stageRows(
  * Writes `rows` (parsed objects, e.g. merged by a resolver) into the staging table, as
  * changes first written by `origin`.
  */
-export async function stageObjects(receiver: Session, t: TableInfo, i: number, columns: string[], rows: Record<string, unknown>[], origin: string): Promise<void> {
+export async function stageObjects(receiver: Session, t: TableInfo, temp: TempNames, columns: string[], rows: Record<string, unknown>[], origin: string): Promise<void> {
   if (rows.length === 0) return;
   const json = JSON.stringify(rows.map((r) => toJsonRow(r, columns)));
   await receiver.query(
-    `INSERT INTO pg_temp.${ident(stagingTable(i))} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)})
+    `INSERT INTO pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)})
      SELECT true, $2, $2, ${identList(columns, 'r')} FROM json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
     [json, origin],
   );
@@ -128,12 +120,11 @@ function toJsonRow(row: Record<string, unknown>, columns: string[]): Record<stri
  * Staged keys per source, before they are applied: how many have a row at the source, and
  * how many are gone there but still exist on the receiver (the rows a delete will remove).
  */
-export async function stagedCounts(receiver: Session, t: TableInfo, i: number): Promise<Map<string, { present: number; absent: number }>> {
-  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNames): Promise<Map<string, { present: number; absent: number }>> {
   const r = await receiver.query<{ src: string; present: string; absent: string }>(
     `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
-            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})) AS absent
-       FROM pg_temp.${ident(stagingTable(i))} s GROUP BY 1`,
+            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t.key, 'd', 's')})) AS absent
+       FROM pg_temp.${ident(temp.staging)} s GROUP BY 1`,
   );
   return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
 }
@@ -143,19 +134,18 @@ export async function stagedCounts(receiver: Session, t: TableInfo, i: number): 
  * the keys it changed itself since (staged from its own read side as `source = receiver`),
  * which are then taken out of the staging table.
  */
-export async function emptyExceptOwn(receiver: Session, t: TableInfo, i: number): Promise<void> {
-  const st = `pg_temp.${ident(stagingTable(i))}`;
-  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames): Promise<void> {
+  const st = `pg_temp.${ident(temp.staging)}`;
   await receiver.query(
-    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${match})`,
+    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${keyJoin(t.key, 'd', 's')})`,
     [receiver.name],
   );
   await receiver.query(`DELETE FROM ${st} WHERE ${SOURCE} = $1`, [receiver.name]);
 }
 
 /** Drops staged changes first written on the receiver itself: they are never sent back there. */
-export async function dropOwnOrigin(receiver: Session, i: number): Promise<void> {
-  await receiver.query(`DELETE FROM pg_temp.${ident(stagingTable(i))} WHERE ${ORIGIN} = $1`, [receiver.name]);
+export async function dropOwnOrigin(receiver: Session, temp: TempNames): Promise<void> {
+  await receiver.query(`DELETE FROM pg_temp.${ident(temp.staging)} WHERE ${ORIGIN} = $1`, [receiver.name]);
 }
 
 export interface Applied {
@@ -163,9 +153,9 @@ export interface Applied {
   keys: RowKey[];
 }
 
-async function origins(receiver: Session, i: number, present: boolean): Promise<(string | null)[]> {
+async function origins(receiver: Session, temp: TempNames, present: boolean): Promise<(string | null)[]> {
   const r = await receiver.query<{ o: string | null }>(
-    `SELECT DISTINCT ${ORIGIN} AS o FROM pg_temp.${ident(stagingTable(i))} WHERE ${PRESENT} = $1`,
+    `SELECT DISTINCT ${ORIGIN} AS o FROM pg_temp.${ident(temp.staging)} WHERE ${PRESENT} = $1`,
     [present],
   );
   return r.rows.map((x) => x.o);
@@ -178,14 +168,14 @@ async function origins(receiver: Session, i: number, present: boolean): Promise<
  */
 async function perOrigin(
   receiver: Session,
-  i: number,
+  temp: TempNames,
   present: boolean,
   statements: (originFilter: string) => string[],
   wantKeys: boolean,
   known?: string[],
 ): Promise<Applied> {
   const out: Applied = { count: 0, keys: [] };
-  const list = known ?? (await origins(receiver, i, present));
+  const list = known ?? (await origins(receiver, temp, present));
   for (const o of list) {
     await receiver.setLocal(ORIGIN_SETTING, o ?? '');
     const filter = list.length === 1 ? 'true' : o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`;
@@ -199,15 +189,14 @@ async function perOrigin(
 }
 
 /** Deletes the staged keys whose rows no longer exist at the source. */
-export async function applyDeletes(receiver: Session, t: TableInfo, i: number, wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
-  const st = ident(stagingTable(i));
-  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNames, wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
+  const st = ident(temp.staging);
   return perOrigin(
     receiver,
-    i,
+    temp,
     false,
     (filter) => [
-      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${match}
+      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${keyJoin(t.key, 'd', 's')}
        ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     ],
     wantKeys,
@@ -216,8 +205,8 @@ export async function applyDeletes(receiver: Session, t: TableInfo, i: number, w
 }
 
 /** Inserts or updates the staged rows that exist at the source. */
-export async function applyUpserts(receiver: Session, t: TableInfo, i: number, columns: string[], wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
-  const st = ident(stagingTable(i));
+export async function applyUpserts(receiver: Session, t: TableInfo, temp: TempNames, columns: string[], wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
+  const st = ident(temp.staging);
   const keys = new Set(t.key);
   // Identity columns GENERATED ALWAYS can be inserted (OVERRIDING SYSTEM VALUE) but not updated.
   const settable = columns.filter(
@@ -226,14 +215,14 @@ export async function applyUpserts(receiver: Session, t: TableInfo, i: number, c
   const onConflict = settable.length
     ? `DO UPDATE SET ${settable.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')}`
     : 'DO NOTHING';
-  const match = t.key.map((c) => `d.${ident(c)} = s.${ident(c)}`).join(' AND ');
+  const match = keyJoin(t.key, 'd', 's');
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
   // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
   // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears
   // meanwhile.
   return perOrigin(
     receiver,
-    i,
+    temp,
     true,
     (filter) => [
       ...(settable.length
@@ -250,8 +239,8 @@ export async function applyUpserts(receiver: Session, t: TableInfo, i: number, c
   );
 }
 
-/** Keys staged for table `i` (for an onException hook). */
-export async function stagedKeys(receiver: Session, t: TableInfo, i: number): Promise<RowKey[]> {
-  const r = await receiver.query(`SELECT ${identList(t.key)} FROM pg_temp.${ident(stagingTable(i))}`);
+/** Keys staged for a table (for an onException hook). */
+export async function stagedKeys(receiver: Session, t: TableInfo, temp: TempNames): Promise<RowKey[]> {
+  const r = await receiver.query(`SELECT ${identList(t.key)} FROM pg_temp.${ident(temp.staging)}`);
   return r.rows as RowKey[];
 }

@@ -10,9 +10,6 @@ import type { Database } from '../db/database.js';
 import type { Session } from '../db/session.js';
 import { identList, qualified } from '../sql/ident.js';
 
-/** First OID of user-defined objects: types below it are built in and binary-compatible. */
-const FIRST_USER_OID = 16384;
-
 export interface CopyProgress {
   rows: number;
   done: boolean;
@@ -30,27 +27,6 @@ export async function emptyTable(receiver: Session, t: { schema: string; name: s
     await receiver.query('ROLLBACK TO SAVEPOINT pgferry_empty');
     await receiver.query(`DELETE FROM ONLY ${qualified(t)}`);
   }
-}
-
-/** Whether binary COPY is safe: same built-in type for every column on both sides. */
-export async function binaryCompatible(source: Session, receiver: Session, t: TableInfo, columns: string[]): Promise<boolean> {
-  const types = async (s: Session) => {
-    const r = await s.query<{ name: string; oid: number; elem: number }>(
-      `SELECT a.attname AS name, a.atttypid::int AS oid, coalesce(ty.typelem, 0)::int AS elem
-         FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-        WHERE a.attrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                             WHERE n.nspname = $1 AND c.relname = $2)
-          AND a.attnum > 0 AND NOT a.attisdropped`,
-      [t.schema, t.name],
-    );
-    return new Map(r.rows.map((x) => [x.name, x]));
-  };
-  const [a, b] = await Promise.all([types(source), types(receiver)]);
-  return columns.every((c) => {
-    const x = a.get(c);
-    const y = b.get(c);
-    return !!x && !!y && x.oid === y.oid && x.oid < FIRST_USER_OID && x.elem < FIRST_USER_OID;
-  });
 }
 
 /**
@@ -93,13 +69,6 @@ export async function copyTable(
   }
   progress?.report({ rows, done: true });
   return rows;
-}
-
-/** The planner's estimate of a table's rows on the source (-1 when never analyzed). */
-export async function estimateRows(source: Session, t: TableInfo): Promise<number> {
-  const r = await source.query<{ n: number }>(`SELECT reltuples::float8 AS n FROM pg_catalog.pg_class WHERE oid = $1`, [t.oid]);
-  const n = r.rows[0]?.n ?? -1;
-  return n < 0 ? -1 : Math.round(n);
 }
 
 /** Whether the receiver's table has no rows. */

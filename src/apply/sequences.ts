@@ -2,38 +2,9 @@
  * Sequences named in a sync: the value furthest along in the direction of the increment wins
  * among the sources, and the winner's increment and bounds are set everywhere else.
  */
+import { readSequence, type SequenceState } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { qualified, type QualifiedName } from '../sql/ident.js';
-
-export interface SequenceState {
-  lastValue: bigint;
-  isCalled: boolean;
-  increment: bigint;
-  min: bigint;
-  max: bigint;
-  start: bigint;
-  cycle: boolean;
-}
-
-export async function readSequence(s: Session, q: QualifiedName): Promise<SequenceState> {
-  const v = await s.query<{ last_value: string; is_called: boolean }>(`SELECT last_value::text, is_called FROM ${qualified(q)}`);
-  const p = await s.query<{ inc: string; min: string; max: string; start: string; cycle: boolean }>(
-    `SELECT seqincrement::text AS inc, seqmin::text AS min, seqmax::text AS max, seqstart::text AS start, seqcycle AS cycle
-       FROM pg_catalog.pg_sequence WHERE seqrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                                                     WHERE n.nspname = $1 AND c.relname = $2)`,
-    [q.schema, q.name],
-  );
-  const row = p.rows[0]!;
-  return {
-    lastValue: BigInt(v.rows[0]!.last_value),
-    isCalled: v.rows[0]!.is_called,
-    increment: BigInt(row.inc),
-    min: BigInt(row.min),
-    max: BigInt(row.max),
-    start: BigInt(row.start),
-    cycle: row.cycle,
-  };
-}
 
 /** The state that wins: the furthest value in the increment's direction (used values beat unused). */
 export function winningSequence(states: SequenceState[]): SequenceState {
@@ -46,7 +17,7 @@ export function winningSequence(states: SequenceState[]): SequenceState {
 
 /** Sets the sequence on a database to `want` (parameters first, then the value). Returns whether it changed. */
 export async function writeSequence(s: Session, q: QualifiedName, want: SequenceState): Promise<boolean> {
-  const have = await readSequence(s, q);
+  const have = await readSequence(s.client, q);
   const sameParams = have.increment === want.increment && have.min === want.min && have.max === want.max && have.start === want.start && have.cycle === want.cycle;
   if (!sameParams) {
     await s.query(

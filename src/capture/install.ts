@@ -10,25 +10,14 @@
 import createDebug from 'debug';
 import type pg from 'pg';
 import { PgferryError } from '../errors.js';
-import type { TableInfo } from '../catalog/tables.js';
-import { displayName, ident, identList, qualified, shortHash } from '../sql/ident.js';
+import { relationExists, type TableInfo } from '../catalog/tables.js';
+import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
+import { APPLIED_BY_SETTING, ORIGIN_SETTING, TRIGGER_SUFFIXES, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
 import { LATEST_VERSION, migrations } from './migrations.js';
 
 const debug = createDebug('pgferry:install');
 
-/** Transaction-local settings the applier sets so captured changes carry where they came from. */
-export const APPLIED_BY_SETTING = 'pgferry.applied_by';
-export const ORIGIN_SETTING = 'pgferry.origin';
-
 type Queryable = Pick<pg.ClientBase, 'query'>;
-
-export function deltaTableName(t: { schema: string; name: string }): string {
-  return `delta_${shortHash(displayName(t))}`;
-}
-
-function triggerName(schema: string): string {
-  return `${schema}_capture`;
-}
 
 /** Lock that serializes installs/upgrades of one library schema in one database. */
 export async function lockSchema(c: Queryable, schema: string): Promise<void> {
@@ -37,12 +26,7 @@ export async function lockSchema(c: Queryable, schema: string): Promise<void> {
 
 /** Installed version of the library schema, or null. */
 export async function installedVersion(c: Queryable, schema: string): Promise<number | null> {
-  const r = await c.query<{ exists: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relname = 'version') AS exists`,
-    [schema],
-  );
-  if (!r.rows[0]?.exists) return null;
+  if (!(await relationExists(c, { schema, name: 'version' }))) return null;
   const v = await c.query<{ version: number }>(`SELECT max(version) AS version FROM ${ident(schema)}.version`);
   return v.rows[0]?.version ?? 0;
 }
@@ -67,17 +51,17 @@ export async function migrate(c: Queryable, schema: string, database: string): P
   }
 }
 
-/** DDL that captures one table (for review with `printInstallSql`, and for install). */
+/** DDL that captures one table (for review with `installSql()`, and for install). */
 export function captureSql(schema: string, t: TableInfo): string[] {
   const s = ident(schema);
   const delta = `${s}.${ident(deltaTableName(t))}`;
-  const fn = `${s}.${ident(`capture_${shortHash(displayName(t))}`)}`;
+  const fn = `${s}.${ident(captureFunctionName(t))}`;
   const keyCols = t.key.map((k) => {
     const col = t.columns.find((c) => c.name === k)!;
     return `${ident(k)} ${col.type} NOT NULL`;
   });
   const keys = identList(t.key);
-  const keyMatch = t.key.map((k) => `n.${ident(k)} = o.${ident(k)}`).join(' AND ');
+  const keyMatch = keyJoin(t.key, 'n', 'o');
   const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
   return [
     `CREATE TABLE ${delta} (
@@ -108,20 +92,15 @@ BEGIN
   ELSE
     INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin) SELECT ${keys}, ${meta} FROM old_rows;
   END IF;
-  PERFORM pg_catalog.pg_notify(${quoteLiteral(schema)}, ${quoteLiteral(displayName(t))});
+  PERFORM pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))});
   RETURN NULL;
 END
 $pgferry$`,
-    `CREATE TRIGGER ${ident(triggerName(schema) + '_ins')} AFTER INSERT ON ${qualified(t)} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema) + '_upd')} AFTER UPDATE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema) + '_del')} AFTER DELETE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema) + '_trunc')} AFTER TRUNCATE ON ${qualified(t)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${quoteLiteral(schema)})`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_ins'))} AFTER INSERT ON ${qualified(t)} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_upd'))} AFTER UPDATE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_del'))} AFTER DELETE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_trunc'))} AFTER TRUNCATE ON ${qualified(t)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${literal(schema)})`,
   ];
-}
-
-/** A SQL string literal (for constants the library itself chooses, like notify payloads). */
-function quoteLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /**
@@ -162,16 +141,12 @@ export async function installCapture(c: Queryable, schema: string, database: str
 
 async function dropCapture(c: Queryable, schema: string, t: { table_schema: string; table_name: string; delta_table: string }): Promise<void> {
   const q = { schema: t.table_schema, name: t.table_name };
-  const exists = await c.query(
-    `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-    [q.schema, q.name],
-  );
-  if (exists.rowCount) {
-    for (const suffix of ['_ins', '_upd', '_del', '_trunc']) {
-      await c.query(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema) + suffix)} ON ${qualified(q)}`);
+  if (await relationExists(c, q)) {
+    for (const suffix of TRIGGER_SUFFIXES) {
+      await c.query(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema, suffix))} ON ${qualified(q)}`);
     }
   }
-  await c.query(`DROP FUNCTION IF EXISTS ${ident(schema)}.${ident(`capture_${shortHash(displayName(q))}`)}()`);
+  await c.query(`DROP FUNCTION IF EXISTS ${ident(schema)}.${ident(captureFunctionName(q))}()`);
   await c.query(`DROP TABLE IF EXISTS ${ident(schema)}.${ident(t.delta_table)}`);
   await c.query(`DELETE FROM ${ident(schema)}.captured WHERE table_schema = $1 AND table_name = $2`, [q.schema, q.name]);
 }

@@ -3,7 +3,7 @@
  * install transaction, under an advisory lock; the schema's `version` table records the last
  * one applied. A database whose schema is newer than this release knows is refused.
  */
-import { ident } from '../sql/ident.js';
+import { ident, literal } from '../sql/ident.js';
 
 export interface Migration {
   version: number;
@@ -85,16 +85,12 @@ DECLARE r record;
 BEGIN
   FOR r IN SELECT table_schema, table_name FROM ${s}.captured LOOP
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %I.%I FOR EACH STATEMENT EXECUTE FUNCTION %I.capture_truncate(%L)',
-                   ${quote(schema + '_capture_trunc')}, r.table_schema, r.table_name, ${quote(schema)}, ${quote(schema)});
+                   ${literal(schema + '_capture_trunc')}, r.table_schema, r.table_name, ${literal(schema)}, ${literal(schema)});
   END LOOP;
 END
 $do$;`;
     },
   },
 ];
-
-function quote(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

@@ -1,12 +1,19 @@
-/** Reads what pgferry needs to know about a table from a database's catalog. */
+/**
+ * The catalog: everything pgferry reads from a database's system catalogs goes through here
+ * (tables, keys, columns and their types, foreign keys, sequences, whether a relation exists).
+ * One round trip per question; the rest of pgferry asks this module.
+ */
 import type pg from 'pg';
 import { PgferryError } from '../errors.js';
-import { displayName, type QualifiedName } from '../sql/ident.js';
+import { displayName, qualified as qualifiedSql, type QualifiedName } from '../sql/ident.js';
 
 export interface ColumnInfo {
   name: string;
   /** `format_type` of the column, e.g. `numeric(30,10)`, `"Mood"`. */
   type: string;
+  /** The type's OID, and its element type's OID for arrays (0 otherwise). */
+  typeOid: number;
+  elemOid: number;
   notNull: boolean;
   /** Stored generated column: computed by each database, never copied. */
   generated: boolean;
@@ -34,15 +41,16 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
   const r = await db.query<{
     oid: number;
     relkind: string;
-    columns: { name: string; type: string; notnull: boolean; generated: string; identity: string }[] | null;
+    columns: { name: string; type: string; oid: number; elem: number; notnull: boolean; generated: string; identity: string }[] | null;
     key: string[] | null;
     refs: { schema: string; name: string }[] | null;
   }>(
     `SELECT c.oid::int AS oid, c.relkind::text AS relkind,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                               'oid', a.atttypid::int, 'elem', coalesce(ty.typelem, 0)::int,
                                                'notnull', a.attnotnull, 'generated', a.attgenerated::text,
                                                'identity', a.attidentity::text) ORDER BY a.attnum)
-               FROM pg_catalog.pg_attribute a
+               FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             (SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                             JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -73,6 +81,8 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
     columns: (row.columns ?? []).map((c) => ({
       name: c.name,
       type: c.type,
+      typeOid: c.oid,
+      elemOid: c.elem,
       notNull: c.notnull,
       generated: c.generated !== '',
       identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
@@ -118,4 +128,68 @@ export function orderByDependencies<T extends { name: string; schema: string; re
 /** Columns that travel: every column except stored generated ones (the target computes those). */
 export function copiedColumns(t: TableInfo): string[] {
   return t.columns.filter((c) => !c.generated).map((c) => c.name);
+}
+
+/** First OID of user-defined objects: types below it are built in. */
+const FIRST_USER_OID = 16384;
+
+/**
+ * Whether rows of `columns` can travel as binary COPY between two databases: the same built-in
+ * type for every column on both sides (binary forms of user types may differ between servers).
+ */
+export function binaryCompatible(source: TableInfo, receiver: TableInfo, columns: readonly string[]): boolean {
+  return columns.every((name) => {
+    const x = source.columns.find((c) => c.name === name);
+    const y = receiver.columns.find((c) => c.name === name);
+    return !!x && !!y && x.typeOid === y.typeOid && x.typeOid < FIRST_USER_OID && x.elemOid < FIRST_USER_OID;
+  });
+}
+
+/** Whether a table (or any relation) of that name exists. */
+export async function relationExists(db: Queryable, q: QualifiedName): Promise<boolean> {
+  const r = await db.query(
+    `SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [q.schema, q.name],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+export interface SequenceState {
+  lastValue: bigint;
+  isCalled: boolean;
+  increment: bigint;
+  min: bigint;
+  max: bigint;
+  start: bigint;
+  cycle: boolean;
+}
+
+/** A sequence's position and parameters (one round trip). */
+export async function readSequence(db: Queryable, q: QualifiedName & { oid?: number }): Promise<SequenceState> {
+  const r = await db.query<{ last_value: string; is_called: boolean; inc: string; min: string; max: string; start: string; cycle: boolean }>(
+    `SELECT v.last_value::text, v.is_called, p.seqincrement::text AS inc, p.seqmin::text AS min, p.seqmax::text AS max,
+            p.seqstart::text AS start, p.seqcycle AS cycle
+       FROM ${qualifiedSql(q)} v,
+            pg_catalog.pg_sequence p
+      WHERE p.seqrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                           WHERE n.nspname = $1 AND c.relname = $2)`,
+    [q.schema, q.name],
+  );
+  const row = r.rows[0]!;
+  return {
+    lastValue: BigInt(row.last_value),
+    isCalled: row.is_called,
+    increment: BigInt(row.inc),
+    min: BigInt(row.min),
+    max: BigInt(row.max),
+    start: BigInt(row.start),
+    cycle: row.cycle,
+  };
+}
+
+/** The planner's estimate of a table's rows (-1 when never analyzed). */
+export async function estimateRows(db: Queryable, t: { oid: number }): Promise<number> {
+  const r = await db.query<{ n: number }>(`SELECT reltuples::float8 AS n FROM pg_catalog.pg_class WHERE oid = $1`, [t.oid]);
+  const n = r.rows[0]?.n ?? -1;
+  return n < 0 ? -1 : Math.round(n);
 }

@@ -105,10 +105,32 @@ export class Database {
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
+    return this.withClient(async (c) => (await c.query<R>(text, values)).rows);
+  }
+
+  /** Runs `fn` in one transaction on a checked-out connection; rolls back when it throws. */
+  async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.connect();
     let broken: Error | undefined;
     try {
-      return (await c.query<R>(text, values)).rows;
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw this.wrap(err);
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  /** Runs `fn` with a checked-out connection (no transaction). */
+  async withClient<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.connect();
+    let broken: Error | undefined;
+    try {
+      return await fn(c);
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
       throw this.wrap(err);

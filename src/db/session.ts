@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { isConnectionError } from '../errors.js';
-import { ident } from '../sql/ident.js';
+import { ident, literal } from '../sql/ident.js';
 import type { Database } from './database.js';
 
 /** One checked-out connection used for one transaction of a run. */
@@ -12,8 +12,6 @@ export class Session {
   #closed = false;
   /** Temporary tables created in the open transaction: name → definition. */
   #createdTemp = new Map<string, string>();
-  /** Facts a run noted about this session's database (e.g. a table's column types). */
-  readonly facts = new Map<string, string>();
   #settings = new Map<string, string>();
 
   private constructor(db: Database, client: pg.PoolClient) {
@@ -130,12 +128,6 @@ export class Session {
     this.client.removeListener('error', this.#onError);
     this.client.release(this.#broken ?? (this.#inTx ? new Error('transaction still open') : undefined));
   }
-}
-
-/** A SQL string literal, for sessions with standard_conforming_strings on (set by begin()). */
-export function literal(s: string): string {
-  if (s.includes('\0')) throw new Error('NUL byte in a literal');
-  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /** Temporary tables a backend has (committed), by the connection's client: name → definition. */

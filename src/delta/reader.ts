@@ -11,11 +11,11 @@
 import createDebug from 'debug';
 import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
-import { deltaTableName } from '../capture/install.js';
 import { LATEST_VERSION } from '../capture/migrations.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
+import { deltaTableName, type TempNames } from '../sql/names.js';
 
 const debug = createDebug('pgferry:delta');
 
@@ -25,10 +25,6 @@ export interface SourceRead {
   snapshot: string;
   /** The watermark of the previous completed run, or null before the first. */
   previous: string | null;
-}
-
-export function keyTable(i: number): string {
-  return `pgferry_k_${i}`;
 }
 
 /** Opens the read transaction on a source and checks that the sync is installed there. */
@@ -79,23 +75,24 @@ export async function openSource(session: Session, schema: string, sync: string,
   return { session, snapshot: row.snapshot, previous: row.previous };
 }
 
+/** What identifies the changes a sync reads: the library schema, the sync, and whether it cascades. */
+export interface ReadScope {
+  schema: string;
+  sync: string;
+  cascade: boolean;
+}
+
 /**
- * Fills the source's temporary key table `i` with the keys of `table` changed since the
- * previous watermark. Changes that this sync applied itself are never read back (no echo);
+ * Fills the source's temporary key table (`temp.keys`) with the keys of `table` changed since
+ * the previous watermark. Changes that this sync applied itself are never read back (no echo);
  * changes applied by other syncs are read only with `cascade`. Returns the number of keys.
  */
-export async function collectKeys(
-  src: SourceRead,
-  schema: string,
-  sync: string,
-  table: TableInfo,
-  i: number,
-  cascade: boolean,
-): Promise<number> {
+export async function collectKeys(src: SourceRead, scope: ReadScope, table: TableInfo, temp: TempNames): Promise<number> {
+  const { schema, sync, cascade } = scope;
   const delta = `${ident(schema)}.${ident(deltaTableName(table))}`;
-  const kt = ident(keyTable(i));
+  const kt = ident(temp.keys);
   const keys = identList(table.key);
-  await createKeyTable(src.session, schema, table, i);
+  await createKeyTable(src.session, schema, table, temp);
   const since = src.previous === null
     ? 'true'
     : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
@@ -120,29 +117,30 @@ export async function collectKeys(
   return n;
 }
 
-async function createKeyTable(session: Session, schema: string, table: TableInfo, i: number): Promise<void> {
+async function createKeyTable(session: Session, schema: string, table: TableInfo, temp: TempNames): Promise<void> {
   await session.tempTable(
-    keyTable(i),
-    `CREATE TEMP TABLE ${ident(keyTable(i))} ON COMMIT DELETE ROWS AS
+    temp.keys,
+    `CREATE TEMP TABLE ${ident(temp.keys)} ON COMMIT DELETE ROWS AS
        SELECT ${identList(table.key)}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n
          FROM ${ident(schema)}.${ident(deltaTableName(table))} WITH NO DATA`,
   );
 }
 
-/** Copies key table `i` from one session to another on the same database (COPY, no parsing). */
-export async function copyKeyTable(from: Session, to: Session, schema: string, table: TableInfo, i: number): Promise<void> {
-  await createKeyTable(to, schema, table, i);
-  const kt = `pg_temp.${ident(keyTable(i))}`;
+/** Copies a key table from one session to another on the same database (COPY, no parsing). */
+export async function copyKeyTable(from: Session, to: Session, schema: string, table: TableInfo, temp: TempNames): Promise<void> {
+  await createKeyTable(to, schema, table, temp);
+  const kt = `pg_temp.${ident(temp.keys)}`;
   await pipeCopy(from, to, `COPY ${kt} TO STDOUT`, `COPY ${kt} FROM STDIN`);
 }
 
-/** Indexes key table `i` by key number, so each chunk of a large backlog is a range read. */
-export async function indexKeyTable(src: SourceRead, i: number): Promise<void> {
-  await src.session.query(`CREATE INDEX IF NOT EXISTS ${ident(keyTable(i) + '_n')} ON pg_temp.${ident(keyTable(i))} (pgferry_n)`);
+/** Indexes a key table by key number, so each chunk of a large backlog is a range read. */
+export async function indexKeyTable(src: SourceRead, temp: TempNames): Promise<void> {
+  await src.session.query(`CREATE INDEX IF NOT EXISTS ${ident(temp.keys + '_n')} ON pg_temp.${ident(temp.keys)} (pgferry_n)`);
 }
 
 /** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */
-export async function lastTruncate(src: SourceRead, schema: string, sync: string, table: QualifiedName, cascade: boolean): Promise<{ micros: number } | null> {
+export async function lastTruncate(src: SourceRead, scope: ReadScope, table: QualifiedName): Promise<{ micros: number } | null> {
+  const { schema, sync, cascade } = scope;
   const since = src.previous === null
     ? 'true'
     : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
@@ -160,8 +158,8 @@ export async function lastTruncate(src: SourceRead, schema: string, sync: string
 }
 
 /** Forgets keys changed before `micros` (a TRUNCATE after them wins). Returns how many are left. */
-export async function dropKeysBefore(src: SourceRead, i: number, micros: number): Promise<number> {
-  const kt = ident(keyTable(i));
+export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: number): Promise<number> {
+  const kt = ident(temp.keys);
   await src.session.query(`DELETE FROM ${kt} WHERE (extract(epoch FROM changed_at) * 1000000)::bigint < $1`, [micros]);
   const r = await src.session.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${kt}`);
   return Number(r.rows[0]!.n);

@@ -5,15 +5,16 @@
 import createDebug from 'debug';
 import { randomUUID } from 'node:crypto';
 import { PgferryError, isTransientDbError } from '../errors.js';
+import type { RunContext } from '../sync/context.js';
 import type { RunReason, RunResult } from '../types.js';
 
 const debug = createDebug('pgferry:scheduler');
 
 export interface RunnerHooks {
-  run(runId: string, reason: RunReason): Promise<RunResult>;
-  onStart(runId: string, reason: RunReason): void;
+  run(ctx: RunContext): Promise<RunResult>;
+  onStart(ctx: RunContext): void;
   onComplete(result: RunResult): void;
-  onError(runId: string, error: PgferryError, willRetry: boolean, retryInMs?: number): void;
+  onError(ctx: RunContext, error: PgferryError, willRetry: boolean, retryInMs?: number): void;
 }
 
 export class SyncRunner {
@@ -84,11 +85,11 @@ export class SyncRunner {
   }
 
   #launch(reason: RunReason): Promise<RunResult> {
-    const runId = randomUUID();
+    const ctx: RunContext = { runId: randomUUID(), reason, startedAt: new Date() };
     const p = (async () => {
-      this.#hooks.onStart(runId, reason);
+      this.#hooks.onStart(ctx);
       try {
-        const result = await this.#hooks.run(runId, reason);
+        const result = await this.#hooks.run(ctx);
         this.#failures = 0;
         this.lastResult = result;
         this.lastError = null;
@@ -107,7 +108,7 @@ export class SyncRunner {
         } else if (this.#background && !transient) {
           this.#parked = true;
         }
-        this.#hooks.onError(runId, error, willRetry, delay);
+        this.#hooks.onError(ctx, error, willRetry, delay);
         throw error;
       }
     })();

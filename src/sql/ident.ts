@@ -1,8 +1,10 @@
 /**
- * The one way names reach SQL: `ident()` quotes, `qualified()` joins. Values never go
- * through here; they travel as `$n` parameters or COPY data.
+ * The one way names and constant text reach SQL: `ident()` quotes a name, `qualified()` joins
+ * schema and name, `literal()` quotes a constant that the library itself chooses. Values from
+ * rows never go through here; they travel as `$n` parameters or COPY data.
+ *
+ * This module imports nothing of pgferry's: every other part may use it.
  */
-import { PgferryError } from '../errors.js';
 
 /** A schema-qualified name, each part exactly as stored in the catalog. */
 export interface QualifiedName {
@@ -12,12 +14,23 @@ export interface QualifiedName {
 
 /** Quotes an identifier for SQL (always quoted, so case and any character survive). */
 export function ident(name: string): string {
-  if (name.includes('\0')) throw new PgferryError('CONFIG_INVALID', `identifier contains a NUL byte: ${JSON.stringify(name)}`);
+  // Names are validated when configured; a NUL here is a bug, not bad input.
+  if (name.includes('\0')) throw new TypeError(`identifier contains a NUL byte: ${JSON.stringify(name)}`);
   return '"' + name.replace(/"/g, '""') + '"';
 }
 
 export function qualified(q: QualifiedName): string {
   return `${ident(q.schema)}.${ident(q.name)}`;
+}
+
+/**
+ * A SQL string literal, for text the library chooses (setting names, notify channels, a
+ * database's name). Correct with `standard_conforming_strings = on`, which every pgferry
+ * session pins.
+ */
+export function literal(s: string): string {
+  if (s.includes('\0')) throw new TypeError(`literal contains a NUL byte: ${JSON.stringify(s)}`);
+  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /** How results and events name a table: `schema.table`, unquoted. */
@@ -31,49 +44,9 @@ export function identList(names: readonly string[], alias?: string): string {
   return names.map((n) => p + ident(n)).join(', ');
 }
 
-/**
- * Parses a table name written like SQL: `orders` (schema public), `sales.orders`,
- * `"Odd Schema"."Tbl ""Q"""`. Unquoted parts fold to lower case; quoted parts are kept.
- */
-export function parseQualifiedName(text: string, defaultSchema = 'public'): QualifiedName {
-  const parts: string[] = [];
-  let i = 0;
-  const fail = (why: string): never => {
-    throw new PgferryError('CONFIG_INVALID', `Invalid table name ${JSON.stringify(text)}: ${why}`, {
-      issues: [{ path: 'tables', message: `${JSON.stringify(text)}: ${why}` }],
-    });
-  };
-  while (i < text.length) {
-    let part = '';
-    if (text[i] === '"') {
-      i++;
-      for (;;) {
-        if (i >= text.length) fail('unterminated double quote');
-        if (text[i] === '"') {
-          if (text[i + 1] === '"') { part += '"'; i += 2; continue; }
-          i++;
-          break;
-        }
-        part += text[i++];
-      }
-      if (part === '') fail('empty quoted name');
-    } else {
-      const start = i;
-      while (i < text.length && text[i] !== '.' && text[i] !== '"') i++;
-      part = text.slice(start, i).trim().toLowerCase();
-      if (part === '') fail('empty name part');
-      if (/\s/.test(part)) fail('unquoted names cannot contain spaces (use double quotes)');
-    }
-    parts.push(part);
-    if (i < text.length) {
-      if (text[i] !== '.') fail(`unexpected ${JSON.stringify(text[i])}`);
-      i++;
-      if (i >= text.length) fail('trailing dot');
-    }
-  }
-  if (parts.length === 1) return { schema: defaultSchema, name: parts[0]! };
-  if (parts.length === 2) return { schema: parts[0]!, name: parts[1]! };
-  return fail('expected "table" or "schema.table"');
+/** `l.k1 = r.k1 AND l.k2 = r.k2`: rows of two aliases with the same key, by the key type's equality. */
+export function keyJoin(key: readonly string[], left: string, right: string): string {
+  return key.map((c) => `${left}.${ident(c)} = ${right}.${ident(c)}`).join(' AND ');
 }
 
 /** A short stable hash (FNV-1a, 32 bit) in hex, for names derived from user names. */

@@ -9,7 +9,7 @@ import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
 import { displayName, identList, qualified } from '../sql/ident.js';
 import type { RowKey } from '../types.js';
-import type { SyncPlan } from './plan.js';
+import type { SyncPlan } from '../plan.js';
 
 export interface TableDifference {
   key: RowKey;

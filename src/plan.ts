@@ -1,6 +1,6 @@
-import type { ResolvedSyncConfig } from '../config.js';
-import type { QualifiedName } from '../sql/ident.js';
-import type { Role } from '../types.js';
+import type { ResolvedSyncConfig } from './config.js';
+import type { QualifiedName } from './sql/ident.js';
+import type { Role } from './types.js';
 
 /** A sync as the engine sees it: parsed names and roles in configured order. */
 export interface SyncPlan {
@@ -15,4 +15,9 @@ export interface SyncPlan {
 
 export function namesWithRole(plan: SyncPlan, ...roles: Role[]): string[] {
   return plan.databases.filter((d) => roles.includes(d.role)).map((d) => d.name);
+}
+
+/** Whether runs move changes (to targets or between sources), so the sources need capture and keys. */
+export function isIncremental(plan: SyncPlan): boolean {
+  return plan.databases.filter((d) => d.role !== 'fullcopy').length > 1;
 }

@@ -1,0 +1,180 @@
+/**
+ * The state of one run of one sync, shared by its phases: the plan and what the run needs from
+ * the replicator, who it is (run id, reason, start time), the sessions it opened, the sources
+ * it reads, and the tables it moves with what it learns about each.
+ */
+import type { TableInfo } from '../catalog/tables.js';
+import type { Database } from '../db/database.js';
+import { Session } from '../db/session.js';
+import type { ReadScope, SourceRead } from '../delta/reader.js';
+import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
+import type { Emit } from '../events.js';
+import { namesWithRole, type SyncPlan } from '../plan.js';
+import type { TempNames } from '../sql/names.js';
+import type { Row, RunReason, RunResult, TableResult } from '../types.js';
+
+export interface RunDeps {
+  dbs: ReadonlyMap<string, Database>;
+  schema: string;
+  emit: Emit;
+  /** Aborting it destroys the run's connections: everything rolls back, the run rejects STOPPED. */
+  signal?: AbortSignal;
+  /** Runs housekeeping after the run (stop() waits for it); without it, none is done. */
+  background?: (task: () => Promise<void>) => void;
+}
+
+/** What is known of a run from the moment it is launched, whether it succeeds or fails. */
+export interface RunContext {
+  runId: string;
+  reason: RunReason;
+  startedAt: Date;
+}
+
+/** One table of the run and what the phases learn about it. */
+export interface RunTable {
+  info: TableInfo;
+  /** `schema.table`, unquoted: how results and events name it. */
+  display: string;
+  /** Columns that travel (stored generated columns are computed by each database). */
+  columns: string[];
+  /** Its temporary tables on sources (changed keys) and receivers (staged rows). */
+  temp: TempNames;
+  /** Changed keys per source (after TRUNCATEs and conflicts were settled). */
+  counts: Map<string, number>;
+  /** Highest key number in any source's key table (chunks cover 1..span). */
+  span: number;
+  /** The newest TRUNCATE among the sources, when one happened since the last run. */
+  truncate: { db: string; micros: number } | null;
+  /** Rows merged by a resolver, written to every database. */
+  merged: Row[];
+  /** Receivers that get the whole table this run (onetimecopy) instead of its changes. */
+  copyInto: Set<string>;
+  /** The table as each receiver's catalog describes it, once checked there. */
+  receivers: Map<string, TableInfo>;
+  result: TableResult;
+}
+
+export class Run {
+  readonly plan: SyncPlan;
+  readonly deps: RunDeps;
+  readonly runId: string;
+  readonly reason: RunReason;
+  readonly startedAt: Date;
+  readonly #t0 = performance.now();
+  readonly sources: string[];
+  /** With one source, the targets receive; with several, every source receives too. */
+  readonly receivers: string[];
+  readonly fullcopies: string[];
+  /** The sync's databases in configured order (ties in conflicts go to the first). */
+  readonly order: string[];
+  /** The read side: one REPEATABLE READ transaction per source, in `sources` order. */
+  readonly reads = new Map<string, SourceRead>();
+  /** Every table and sequence of the sync, as read on the first source. */
+  relations: TableInfo[] = [];
+  /** The tables, referenced tables before the tables that reference them. */
+  tables: RunTable[] = [];
+  /** Changed keys and TRUNCATEs read this run. */
+  changes = 0;
+  /** Chunks the changes were applied in (0 when nothing was applied). */
+  chunks = 0;
+  sequences: Record<string, string> = {};
+  readonly #open: Session[] = [];
+
+  constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {
+    this.plan = plan;
+    this.deps = deps;
+    this.runId = ctx.runId;
+    this.reason = ctx.reason;
+    this.startedAt = ctx.startedAt;
+    this.sources = namesWithRole(plan, 'source');
+    this.receivers = namesWithRole(plan, ...(this.sources.length > 1 ? (['source', 'target'] as const) : (['target'] as const)));
+    this.fullcopies = namesWithRole(plan, 'fullcopy');
+    this.order = plan.databases.map((d) => d.name);
+    deps.signal?.addEventListener('abort', this.#onAbort);
+  }
+
+  get sync(): string {
+    return this.plan.name;
+  }
+
+  /** Whether the run moves changes (to targets, or between sources). */
+  get incremental(): boolean {
+    return this.receivers.length > 0;
+  }
+
+  get scope(): ReadScope {
+    return { schema: this.deps.schema, sync: this.sync, cascade: this.plan.config.cascade };
+  }
+
+  /** The first source's read (full copies and onetimecopy read from it). */
+  get firstRead(): SourceRead {
+    return this.reads.get(this.sources[0]!)!;
+  }
+
+  /** Whether anything reaches a receiver this run: changes, merged rows, or whole copies. */
+  get hasChanges(): boolean {
+    return this.changes > 0 || this.tables.some((t) => t.merged.length > 0 || t.copyInto.size > 0);
+  }
+
+  /** Opens a session on one of the sync's databases; it is closed (rolled back) with the run. */
+  async open(name: string): Promise<Session> {
+    if (this.deps.signal?.aborted) throw this.#stopped();
+    const s = await Session.open(this.deps.dbs.get(name)!);
+    this.#open.push(s);
+    return s;
+  }
+
+  readonly #onAbort = (): void => {
+    for (const s of this.#open) s.destroy();
+  };
+
+  #stopped(): PgferryError {
+    return new PgferryError('STOPPED', `Sync "${this.sync}": the run was stopped by stop() before it finished; nothing of it was applied.`, { sync: this.sync });
+  }
+
+  result(): RunResult {
+    const totals = { upserted: 0, deleted: 0, conflicts: 0 };
+    for (const t of this.tables) {
+      totals.upserted += t.result.upserted;
+      totals.deleted += t.result.deleted;
+      totals.conflicts += t.result.conflicts;
+    }
+    return {
+      sync: this.sync,
+      runId: this.runId,
+      reason: this.reason,
+      status: this.hasChanges || this.fullcopies.length > 0 ? 'ok' : 'empty',
+      startedAt: this.startedAt,
+      durationMs: Math.round(performance.now() - this.#t0),
+      chunks: this.chunks,
+      tables: Object.fromEntries(this.tables.map((t) => [t.display, t.result])),
+      totals,
+      ...(Object.keys(this.sequences).length > 0 && { sequences: this.sequences }),
+    };
+  }
+
+  /** The error a failed run rejects with: STOPPED when stop() cut it short. */
+  failure(err: unknown): PgferryError {
+    return this.deps.signal?.aborted ? this.#stopped() : asRunError(err, this.sync);
+  }
+
+  /** Rolls back and returns every session still open. */
+  async close(): Promise<void> {
+    this.deps.signal?.removeEventListener('abort', this.#onAbort);
+    await Promise.all(this.#open.map((s) => s.close()));
+  }
+}
+
+/** A PgferryError naming the sync; other errors become RUN_FAILED with their SQLSTATE. */
+export function asRunError(err: unknown, sync: string): PgferryError {
+  if (isPgferryError(err)) {
+    if (err.sync === undefined) Object.defineProperty(err, 'sync', { value: sync, enumerable: true });
+    return err;
+  }
+  const e = err as { message?: string; code?: string };
+  return new PgferryError('RUN_FAILED', `Sync "${sync}" failed: ${e?.message ?? String(err)}${e?.code ? ` (SQLSTATE ${e.code})` : ''}`, {
+    sync,
+    cause: err,
+    transient: isTransientDbError(err),
+  });
+}

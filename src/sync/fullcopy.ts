@@ -1,0 +1,61 @@
+/**
+ * Phase 5, full copies to 'fullcopy' databases: every table, whole, from the first source's
+ * snapshot. One transaction per table, or one for the run when the tables reference each
+ * other (so foreign keys hold); readers of the receiver see old contents or new, never half.
+ */
+import { checkReceiver } from '../apply/applier.js';
+import { copyTable, emptyTable } from '../apply/fullcopy.js';
+import { binaryCompatible, estimateRows } from '../catalog/tables.js';
+import type { Session } from '../db/session.js';
+import { APPLIED_BY_SETTING } from '../sql/names.js';
+import type { Run, RunTable } from './context.js';
+
+/** How often copy:progress reports during a copy. */
+const PROGRESS_EVERY_MS = 250;
+
+export async function copyToFullcopies(run: Run): Promise<void> {
+  for (const name of run.fullcopies) await copyAllTo(run, name);
+}
+
+async function copyAllTo(run: Run, name: string): Promise<void> {
+  const { tables } = run;
+  const source = run.firstRead.session;
+  const linked = tables.some((t) => t.info.references.some((r) => tables.some((o) => o.display === r && o !== t)));
+  let w: Session | null = null;
+  for (const t of tables) {
+    if (!w) {
+      w = await run.open(name);
+      await w.begin('read committed', { [APPLIED_BY_SETTING]: run.sync });
+    }
+    t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
+    t.result.upserted += await copyWhole(run, source, w, t);
+    if (!linked) {
+      await w.commit();
+      await w.close();
+      w = null;
+    }
+  }
+  if (w) {
+    await w.commit();
+    await w.close();
+  }
+}
+
+/** Empties `t` on the receiver and copies every row into it, reporting progress. */
+export async function copyWhole(run: Run, source: Session, receiver: Session, t: RunTable): Promise<number> {
+  await emptyTable(receiver, t.info);
+  const binary = binaryCompatible(t.info, t.receivers.get(receiver.name)!, t.columns);
+  const { emit } = run.deps;
+  const wants = emit.wants('copy:progress');
+  const totalEstimate = wants ? await estimateRows(source.client, t.info) : -1;
+  return copyTable(source, receiver, t.info, t.columns, {
+    binary,
+    ...(wants && {
+      progress: {
+        db: receiver.db,
+        everyMs: PROGRESS_EVERY_MS,
+        report: (p) => emit('copy:progress', { sync: run.sync, table: t.display, target: receiver.name, rows: p.rows, totalEstimate, done: p.done }),
+      },
+    }),
+  });
+}

@@ -1,0 +1,23 @@
+/**
+ * Phase 7, sequences (not transactional): each sequence of the sync is set on every database
+ * to the sources' furthest value.
+ */
+import { readSequence } from '../catalog/tables.js';
+import { winningSequence, writeSequence } from '../apply/sequences.js';
+import type { Session } from '../db/session.js';
+import { displayName } from '../sql/ident.js';
+import type { Run } from './context.js';
+
+export async function syncSequences(run: Run): Promise<void> {
+  for (const q of run.relations) {
+    if (q.kind !== 'sequence') continue;
+    const sessions = new Map<string, Session>();
+    for (const d of run.plan.databases) sessions.set(d.name, await run.open(d.name));
+    const states = [];
+    for (const name of run.sources) states.push(await readSequence(sessions.get(name)!.client, q));
+    const want = winningSequence(states);
+    for (const s of sessions.values()) await writeSequence(s, q, want);
+    for (const s of sessions.values()) await s.close();
+    run.sequences[displayName(q)] = want.lastValue.toString();
+  }
+}

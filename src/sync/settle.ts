@@ -1,0 +1,87 @@
+/**
+ * Phase 3, settle (multi-master): keys changed on two or more sources are conflicts. Each is
+ * decided by the sync's strategy (or its resolver); the losers' keys leave their key tables,
+ * and rows a resolver merged are kept to be written everywhere.
+ */
+import { findConflicts, type FoundConflict } from '../conflict/detect.js';
+import { decide, strategyFor } from '../conflict/strategies.js';
+import { KeyStream, currentRow, dropKeys } from '../delta/changed-keys.js';
+import { PgferryError } from '../errors.js';
+import type { ConflictResolver, Row } from '../types.js';
+import type { Run, RunTable } from './context.js';
+
+export async function settleConflicts(run: Run): Promise<void> {
+  if (!run.incremental || run.sources.length < 2) return;
+  for (const t of run.tables) await settleTable(run, t);
+}
+
+interface Outcome {
+  resolution: 'winner' | 'merged' | 'skip';
+  winner: string | null;
+}
+
+async function settleTable(run: Run, t: RunTable): Promise<void> {
+  const busy = [...run.reads.entries()].filter(([name]) => (t.counts.get(name) ?? 0) > 0);
+  if (busy.length < 2) return;
+  const streams = busy.map(([, r]) => new KeyStream(r.session, t.info, t.temp));
+  let conflicts: FoundConflict[];
+  try {
+    conflicts = await findConflicts(streams);
+  } finally {
+    for (const s of streams) await s.close().catch(() => undefined);
+  }
+  if (conflicts.length === 0) return;
+  const strategy = strategyFor(run.plan.config.conflictStrategy, t.display);
+  const drop = new Map<string, string[]>(busy.map(([name]) => [name, []]));
+  for (const c of conflicts) {
+    const contenders = c.contenders.map((x) => x.db);
+    const decision = decide(strategy, c.contenders, run.order);
+    let outcome: Outcome;
+    if (decision.kind === 'abort') {
+      throw new PgferryError(
+        'CONFLICT',
+        `Sync "${run.sync}": ${conflicts.length} conflict(s) in ${t.display}, e.g. key ${JSON.stringify(c.key)} changed on ${contenders.join(' and ')}; conflictStrategy is 'abort', so nothing was applied. Settle the rows by hand or choose another strategy.`,
+        { sync: run.sync, table: t.display },
+      );
+    } else if (decision.kind === 'winner') {
+      outcome = { resolution: 'winner', winner: decision.db };
+    } else if (decision.kind === 'skip') {
+      outcome = { resolution: 'skip', winner: null };
+    } else {
+      outcome = await askResolver(run, t, c, strategy as ConflictResolver);
+    }
+    for (const db of contenders) if (db !== outcome.winner) drop.get(db)!.push(c.keyText);
+    t.result.conflicts++;
+    run.deps.emit('conflict', { sync: run.sync, table: t.display, key: c.key, resolution: outcome.resolution, winner: outcome.winner, databases: contenders });
+  }
+  for (const [db, keys] of drop) {
+    if (keys.length === 0) continue;
+    await dropKeys(run.reads.get(db)!.session, t.info, t.temp, keys);
+    t.counts.set(db, (t.counts.get(db) ?? 0) - keys.length);
+  }
+}
+
+/** Gives a custom resolver the contenders' current rows; checks what it answers. */
+async function askResolver(run: Run, t: RunTable, c: FoundConflict, resolver: ConflictResolver): Promise<Outcome> {
+  const contenders = c.contenders.map((x) => x.db);
+  const rows: Record<string, Row | null> = {};
+  const changedAt: Record<string, Date> = {};
+  for (const x of c.contenders) {
+    rows[x.db] = await currentRow(run.reads.get(x.db)!.session, t.info, c.key);
+    changedAt[x.db] = x.changedAt;
+  }
+  const answer = await resolver({ sync: run.sync, table: t.display, key: c.key, rows, changedAt });
+  if (answer === 'skip') return { resolution: 'skip', winner: null };
+  if (answer && typeof answer === 'object' && 'winner' in answer && contenders.includes(answer.winner)) {
+    return { resolution: 'winner', winner: answer.winner };
+  }
+  if (answer && typeof answer === 'object' && 'row' in answer && answer.row && typeof answer.row === 'object') {
+    t.merged.push({ ...answer.row, ...c.key });
+    return { resolution: 'merged', winner: null };
+  }
+  throw new PgferryError(
+    'CONFLICT',
+    `Sync "${run.sync}": the conflict resolver for ${t.display} returned ${JSON.stringify(answer)} for key ${JSON.stringify(c.key)}; expected { winner: one of ${contenders.join(', ')} }, { row }, or 'skip'.`,
+    { sync: run.sync, table: t.display },
+  );
+}
