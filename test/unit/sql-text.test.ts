@@ -1,0 +1,66 @@
+/**
+ * SQL that pgferry builds, read as text: quoting of odd names, shared predicates, and the
+ * capture DDL that install() runs and installSql() prints.
+ */
+import { describe, expect, it } from 'vitest';
+import type { TableInfo } from '../../src/catalog/tables.js';
+import { captureSql } from '../../src/capture/install.js';
+import { migrations } from '../../src/capture/migrations.js';
+import { identList, keyJoin, literal, qualified } from '../../src/sql/ident.js';
+import { deltaTableName, tempNames, triggerName } from '../../src/sql/names.js';
+
+const col = (name: string, type: string): TableInfo['columns'][number] => ({ name, type, typeOid: 23, elemOid: 0, notNull: true, generated: false, identity: '' });
+
+const ODD: TableInfo = {
+  schema: 'Odd "S"',
+  name: 'Tbl ñ',
+  kind: 'table',
+  oid: 1,
+  columns: [col('Id', 'integer'), col('k2', 'text'), col('v', 'text')],
+  key: ['Id', 'k2'],
+  references: [],
+};
+
+describe('sql text', () => {
+  it('quotes names and literals, and joins keys by every key column', () => {
+    expect(qualified(ODD)).toBe('"Odd ""S"""."Tbl ñ"');
+    expect(identList(['a', 'B"c'], 'x')).toBe('x."a", x."B""c"');
+    expect(literal("it's")).toBe("'it''s'");
+    expect(keyJoin(ODD.key, 'd', 's')).toBe('d."Id" = s."Id" AND d."k2" = s."k2"');
+    expect(() => literal('a\0b')).toThrow(/NUL/);
+  });
+
+  it('names temporary tables by position and capture objects by a stable hash of the table', () => {
+    expect(tempNames(3)).toEqual({ keys: 'pgferry_k_3', staging: 'pgferry_s_3' });
+    expect(deltaTableName(ODD)).toMatch(/^delta_[0-9a-f]{8}$/);
+    expect(deltaTableName(ODD)).toBe(deltaTableName({ schema: 'Odd "S"', name: 'Tbl ñ' }));
+    expect(deltaTableName(ODD)).not.toBe(deltaTableName({ schema: 'Odd "S"', name: 'Tbl n' }));
+    expect(triggerName('pgferry', '_trunc')).toBe('pgferry_capture_trunc');
+  });
+
+  it('capture DDL: a delta table with the key in its own types, one function, four triggers', () => {
+    const ddl = captureSql('my schema', ODD);
+    expect(ddl).toHaveLength(6);
+    const [table, fn, ins, upd, del, trunc] = ddl;
+    expect(table).toContain(`CREATE TABLE "my schema"."${deltaTableName(ODD)}"`);
+    expect(table).toContain('"Id" integer NOT NULL');
+    expect(table).toContain('"k2" text NOT NULL');
+    expect(table).toContain('txid xid8 NOT NULL');
+    expect(fn).toMatch(/SECURITY DEFINER/);
+    expect(fn).toContain(`pg_catalog.pg_notify('my schema', 'Odd "S".Tbl ñ')`);
+    expect(fn).toContain('n."Id" = o."Id" AND n."k2" = o."k2"');
+    expect(ins).toContain('AFTER INSERT ON "Odd ""S"""."Tbl ñ" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT');
+    expect(upd).toContain('REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows');
+    expect(del).toContain('AFTER DELETE');
+    expect(trunc).toContain(`EXECUTE FUNCTION "my schema".capture_truncate('my schema')`);
+  });
+
+  it('migrations quote the library schema everywhere', () => {
+    for (const m of migrations) {
+      const text = m.sql('we"ird');
+      expect(text).toContain('"we""ird".');
+      // Every other mention is inside a string literal (e.g. a trigger name built in a DO block).
+      expect(text.replaceAll('"we""ird"', '').replaceAll(`'we"ird`, '')).not.toContain('we"ird');
+    }
+  });
+});
