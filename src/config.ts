@@ -112,6 +112,11 @@ export const syncConfigSchema = z.strictObject({
 export type SyncConfig = z.input<typeof syncConfigSchema>;
 export type ResolvedSyncConfig = z.output<typeof syncConfigSchema>;
 
+export const kickOptionsSchema = z.strictObject({
+  timeoutMs: z.number().int().positive().optional(),
+  onetimecopy: z.enum(['always', 'ifEmpty']).optional(),
+});
+
 function issuesOf(error: z.ZodError, prefix: string): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of error.issues) {

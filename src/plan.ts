@@ -9,8 +9,6 @@ export interface SyncPlan {
   /** Tables and sequences as listed (parsed); whether each is a sequence is known once read. */
   relations: QualifiedName[];
   databases: { name: string; role: Role }[];
-  /** What runs of this sync in this process have done so far. */
-  state: { onetimecopyDone: boolean };
 }
 
 export function namesWithRole(plan: SyncPlan, ...roles: Role[]): string[] {

@@ -10,6 +10,7 @@ import {
   checkName,
   checkSync,
   databaseConfigSchema,
+  kickOptionsSchema,
   parseConfig,
   replicatorOptionsSchema,
   type DatabaseConfig,
@@ -40,6 +41,11 @@ const ABORT_GRACE_MS = 5_000;
 export interface KickOptions {
   /** Reject with KICK_TIMEOUT after this many ms (the run goes on). */
   timeoutMs?: number;
+  /**
+   * Copy whole tables to the targets in this run, as the sync's first run does: every table
+   * (`'always'`) or the empty ones (`'ifEmpty'`), whatever was copied before.
+   */
+  onetimecopy?: 'always' | 'ifEmpty';
 }
 
 export interface StopOptions {
@@ -147,7 +153,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     if (this.#syncs.has(name)) {
       throw new PgferryError('CONFIG_INVALID', `Sync "${name}" was already added.`, { sync: name, issues: [{ path: 'name', message: 'already added' }] });
     }
-    const plan: SyncPlan = { name, ...checked, state: { onetimecopyDone: checked.config.onetimecopy === 'never' } };
+    const plan: SyncPlan = { name, ...checked };
     const runner = this.#runnerFor(plan);
     this.#syncs.set(name, { plan, runner });
     if (this.#started) {
@@ -248,8 +254,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   kick(sync: string, options?: KickOptions): Promise<RunResult>;
   kick(sync?: undefined, options?: KickOptions): Promise<RunResult[]>;
   async kick(sync?: string, options: KickOptions = {}): Promise<RunResult | RunResult[]> {
+    parseConfig(kickOptionsSchema, options, 'kick options');
     if (sync === undefined) return Promise.all([...this.#syncs.keys()].map((name) => this.kick(name, options)));
-    const run = this.#sync(sync).runner.request('kick');
+    const run = this.#sync(sync).runner.request('kick', options.onetimecopy ? { onetimecopy: options.onetimecopy } : {});
     if (options.timeoutMs === undefined) return run;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

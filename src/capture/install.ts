@@ -152,16 +152,20 @@ async function dropCapture(c: Queryable, schema: string, t: { table_schema: stri
 }
 
 /**
- * Removes capture for `sync` (tables no other sync reads lose their triggers and deltas), or
- * for every sync when `sync` is undefined; drops the library schema once nothing is captured.
+ * Removes capture for `sync` (tables no other sync reads lose their triggers and deltas) and
+ * its fence, or everything when `sync` is undefined; drops the library schema once nothing
+ * is captured and no sync has a fence here.
  */
 export async function uninstallCapture(c: Queryable, schema: string, sync?: string): Promise<void> {
-  if ((await installedVersion(c, schema)) === null) return;
+  const version = await installedVersion(c, schema);
+  if (version === null) return;
   await lockSchema(c, schema);
   const s = ident(schema);
+  const hasFences = version >= 3;
   if (sync !== undefined) {
     await c.query(`DELETE FROM ${s}.sync_tables WHERE sync = $1`, [sync]);
     await c.query(`DELETE FROM ${s}.watermark WHERE sync = $1`, [sync]);
+    if (hasFences) await c.query(`DELETE FROM ${s}.fences WHERE sync = $1`, [sync]);
   }
   const orphans = await c.query<{ table_schema: string; table_name: string; delta_table: string }>(
     sync === undefined
@@ -170,6 +174,8 @@ export async function uninstallCapture(c: Queryable, schema: string, sync?: stri
           WHERE NOT EXISTS (SELECT 1 FROM ${s}.sync_tables st WHERE st.table_schema = c.table_schema AND st.table_name = c.table_name)`,
   );
   for (const t of orphans.rows) await dropCapture(c, schema, t);
-  const left = await c.query(`SELECT 1 FROM ${s}.captured LIMIT 1`);
+  const left = await c.query(
+    `SELECT 1 FROM ${s}.captured ${hasFences && sync !== undefined ? `UNION ALL SELECT 1 FROM ${s}.fences` : ''} LIMIT 1`,
+  );
   if (!left.rowCount) await c.query(`DROP SCHEMA ${s} CASCADE`);
 }

@@ -6,9 +6,9 @@
 import { requireTable, type TableInfo } from '../catalog/tables.js';
 import type { Database } from '../db/database.js';
 import { PgferryError } from '../errors.js';
-import { isIncremental, type SyncPlan } from '../plan.js';
+import { isIncremental, namesWithRole, type SyncPlan } from '../plan.js';
 import { displayName } from '../sql/ident.js';
-import { captureSql, installCapture, uninstallCapture } from './install.js';
+import { captureSql, installCapture, migrate, uninstallCapture } from './install.js';
 
 export class Installer {
   readonly #dbs: ReadonlyMap<string, Database>;
@@ -19,16 +19,23 @@ export class Installer {
     this.#schema = schema;
   }
 
-  /** Creates the library schema, delta tables and triggers on every source of `plans`. */
+  /**
+   * Creates the library schema, delta tables and triggers on every source of `plans`, and the
+   * library schema (for its fences) on every database they write to.
+   */
   async install(plans: SyncPlan[]): Promise<void> {
     const checked = new Map<SyncPlan, Map<string, TableInfo[]>>();
     for (const plan of plans) checked.set(plan, await this.#readSources(plan));
+    // Every receiver answers before anything is changed anywhere.
+    const receivers = new Set(plans.flatMap((plan) => receiversOf(plan)));
+    for (const name of receivers) await this.#dbs.get(name)!.query('SELECT 1');
     for (const [plan, perDb] of checked) {
       for (const [name, tables] of perDb) {
         if (!tables.some((t) => t.kind === 'table')) continue; // full copies need no capture
         await this.#dbs.get(name)!.transaction((c) => installCapture(c, this.#schema, name, plan.name, tables));
       }
     }
+    for (const name of receivers) await this.#dbs.get(name)!.transaction((c) => migrate(c, this.#schema, name));
   }
 
   /** The DDL install() runs for a sync's tables, for review. Changes nothing. */
@@ -43,7 +50,7 @@ export class Installer {
    */
   async uninstall(plans: SyncPlan[], everything: boolean): Promise<void> {
     const names = new Set<string>();
-    for (const plan of plans) for (const d of plan.databases) if (d.role === 'source') names.add(d.name);
+    for (const plan of plans) for (const d of plan.databases) names.add(d.name);
     if (everything) for (const name of this.#dbs.keys()) names.add(name);
     const sync = everything ? undefined : plans[0]?.name;
     for (const name of names) {
@@ -77,4 +84,10 @@ export class Installer {
     }
     return out;
   }
+}
+
+/** The databases a sync writes to: targets and fullcopies, and every source when there are several. */
+export function receiversOf(plan: SyncPlan): string[] {
+  const several = namesWithRole(plan, 'source').length > 1;
+  return namesWithRole(plan, ...(several ? (['source', 'target', 'fullcopy'] as const) : (['target', 'fullcopy'] as const)));
 }

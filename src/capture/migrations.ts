@@ -91,6 +91,22 @@ END
 $do$;`;
     },
   },
+  {
+    version: 3,
+    description: 'fences: the newest run that wrote to this database, per sync',
+    sql: (schema) => {
+      const s = ident(schema);
+      return `
+-- Per sync: the generation of the newest run whose writes committed here. A run whose
+-- generation is older (it lost its lock and a newer run went ahead) cannot commit. A row
+-- also means the sync has delivered here before (its one-time copy is done).
+CREATE TABLE ${s}.fences (
+  sync text PRIMARY KEY,
+  generation bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);`;
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { isConnectionError } from '../errors.js';
 import { ident, literal } from '../sql/ident.js';
 import type { Database } from './database.js';
+import type { LockKey } from './locks.js';
 
 /** One checked-out connection used for one transaction of a run. */
 export class Session {
@@ -13,6 +14,8 @@ export class Session {
   /** Temporary tables created in the open transaction: name → definition. */
   #createdTemp = new Map<string, string>();
   #settings = new Map<string, string>();
+  /** Session-level advisory locks held: released before the connection goes back to the pool. */
+  #locks: LockKey[] = [];
 
   private constructor(db: Database, client: pg.PoolClient) {
     this.db = db;
@@ -101,6 +104,18 @@ export class Session {
     this.#createdTemp.set(name, createSql);
   }
 
+  /** Releases the advisory locks; a connection that cannot is destroyed (which releases them). */
+  async #unlock(): Promise<void> {
+    const locks = this.#locks;
+    this.#locks = [];
+    if (locks.length === 0 || this.#broken) return;
+    try {
+      await this.client.query(locks.map((k) => `SELECT pg_catalog.pg_advisory_unlock(${k.sql});`).join(' '));
+    } catch (err) {
+      this.#broken = err as Error;
+    }
+  }
+
   async rollback(): Promise<void> {
     // Tables created in a rolled-back transaction are gone; so may be any the run dropped.
     for (const name of this.#createdTemp.keys()) tempTablesOf(this.client).delete(name);
@@ -120,11 +135,22 @@ export class Session {
     (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
 
+  /**
+   * Takes a session-level advisory lock, waiting for it. Call outside a transaction: a
+   * REPEATABLE READ snapshot taken before the wait would be stale when the wait ends. Held
+   * until close().
+   */
+  async lock(key: LockKey): Promise<void> {
+    await this.query(`SELECT pg_catalog.pg_advisory_lock(${key.sql})`);
+    this.#locks.push(key);
+  }
+
   /** Rolls back what is open and returns the connection (destroyed when broken). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.rollback();
+    await this.#unlock();
     this.client.removeListener('error', this.#onError);
     this.client.release(this.#broken ?? (this.#inTx ? new Error('transaction still open') : undefined));
   }

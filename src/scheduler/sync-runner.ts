@@ -17,12 +17,19 @@ export interface RunnerHooks {
   onError(ctx: RunContext, error: PgferryError, willRetry: boolean, retryInMs?: number): void;
 }
 
+/** What a request may ask of the run that serves it. */
+export interface RunOptions {
+  /** Copy whole tables to the targets in this run, as a first copy would. */
+  onetimecopy?: 'always' | 'ifEmpty';
+}
+
 export class SyncRunner {
   readonly name: string;
   readonly #hooks: RunnerHooks;
   #current: Promise<RunResult> | null = null;
   #next: Promise<RunResult> | null = null;
   #nextReason: RunReason = 'kick';
+  #nextCopy: RunOptions['onetimecopy'];
   #retryTimer: NodeJS.Timeout | null = null;
   #failures = 0;
   #background = false;
@@ -57,11 +64,12 @@ export class SyncRunner {
   }
 
   /** Requests a run; resolves with the result of the run that covers this request. */
-  request(reason: RunReason): Promise<RunResult> {
+  request(reason: RunReason, options: RunOptions = {}): Promise<RunResult> {
     if (reason === 'kick') this.#parked = false;
-    if (!this.#current) return this.#launch(reason);
+    if (!this.#current) return this.#launch(reason, options.onetimecopy);
     if (!this.#next) {
       this.#nextReason = reason;
+      this.#nextCopy = options.onetimecopy;
       const after = this.#current.then(
         () => undefined,
         () => undefined,
@@ -70,10 +78,14 @@ export class SyncRunner {
         this.#next = null;
         // A failure retrying cannot fix parked the sync meanwhile: only a kick runs it again.
         if (this.#parked && this.#nextReason !== 'kick' && this.lastError) throw this.lastError;
-        return this.#launch(this.#nextReason);
+        const copy = this.#nextCopy;
+        this.#nextCopy = undefined;
+        return this.#launch(this.#nextReason, copy);
       });
-    } else if (reason === 'kick') {
-      this.#nextReason = 'kick';
+    } else {
+      if (reason === 'kick') this.#nextReason = 'kick';
+      // Requests that share the booked run share its copy; 'always' asks for more than 'ifEmpty'.
+      if (options.onetimecopy === 'always' || (options.onetimecopy && !this.#nextCopy)) this.#nextCopy = options.onetimecopy;
     }
     return this.#next;
   }
@@ -84,8 +96,8 @@ export class SyncRunner {
     this.request(reason).catch(() => undefined);
   }
 
-  #launch(reason: RunReason): Promise<RunResult> {
-    const ctx: RunContext = { runId: randomUUID(), reason, startedAt: new Date() };
+  #launch(reason: RunReason, onetimecopy?: RunOptions['onetimecopy']): Promise<RunResult> {
+    const ctx: RunContext = { runId: randomUUID(), reason, startedAt: new Date(), ...(onetimecopy && { onetimecopy }) };
     const p = (async () => {
       this.#hooks.onStart(ctx);
       try {

@@ -17,6 +17,7 @@ import {
   type Applied,
   type KeyRange,
 } from '../apply/applier.js';
+import { passFence } from '../apply/fence.js';
 import { copyKeyTable } from '../delta/reader.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
@@ -192,15 +193,20 @@ export class Chunk {
     };
   }
 
-  /** Commits every database written (receivers, and any a hook wrote to), then reports the rows. */
+  /**
+   * Commits every database written (receivers, and any a hook wrote to), each only past its
+   * fence (no newer run wrote there), then reports the rows.
+   */
   async commit(): Promise<void> {
-    if (this.#first) for (const t of this.#run.tables) t.result.upserted += t.merged.length;
+    const run = this.#run;
+    if (this.#first) for (const t of run.tables) t.result.upserted += t.merged.length;
+    for (const w of this.#writers.values()) await passFence(w, run.deps.schema, run.sync, run.generation);
     for (const w of this.#writers.values()) await w.commit();
     // Give the connections back now: a run of many chunks must not hold one per chunk.
     for (const w of this.#writers.values()) await w.close();
     for (const a of this.#applied) {
       if (a.up.count === 0 && a.del.count === 0) continue;
-      this.#run.deps.emit('rows:applied', { sync: this.#run.sync, target: a.target, table: a.table, upserted: a.up.keys, deleted: a.del.keys });
+      run.deps.emit('rows:applied', { sync: run.sync, target: a.target, table: a.table, upserted: a.up.keys, deleted: a.del.keys });
     }
   }
 }

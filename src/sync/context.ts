@@ -28,6 +28,8 @@ export interface RunContext {
   runId: string;
   reason: RunReason;
   startedAt: Date;
+  /** A kick asked for a one-time copy in this run, whatever was copied before. */
+  onetimecopy?: 'always' | 'ifEmpty';
 }
 
 /** One table of the run and what the phases learn about it. */
@@ -60,6 +62,7 @@ export class Run {
   readonly runId: string;
   readonly reason: RunReason;
   readonly startedAt: Date;
+  readonly onetimecopy: 'always' | 'ifEmpty' | undefined;
   readonly #t0 = performance.now();
   readonly sources: string[];
   /** With one source, the targets receive; with several, every source receives too. */
@@ -73,6 +76,11 @@ export class Run {
   relations: TableInfo[] = [];
   /** The tables, referenced tables before the tables that reference them. */
   tables: RunTable[] = [];
+  /**
+   * Larger for every later run of the sync (set in phase 1); receivers refuse writes of a run
+   * older than one that already wrote there (see apply/fence).
+   */
+  generation = 0n;
   /** Changed keys and TRUNCATEs read this run. */
   changes = 0;
   /** Chunks the changes were applied in (0 when nothing was applied). */
@@ -86,6 +94,7 @@ export class Run {
     this.runId = ctx.runId;
     this.reason = ctx.reason;
     this.startedAt = ctx.startedAt;
+    this.onetimecopy = ctx.onetimecopy;
     this.sources = namesWithRole(plan, 'source');
     this.receivers = namesWithRole(plan, ...(this.sources.length > 1 ? (['source', 'target'] as const) : (['target'] as const)));
     this.fullcopies = namesWithRole(plan, 'fullcopy');

@@ -4,6 +4,7 @@
  * other (so foreign keys hold); readers of the receiver see old contents or new, never half.
  */
 import { checkReceiver } from '../apply/applier.js';
+import { passFenceIfInstalled } from '../apply/fence.js';
 import { copyTable, emptyTable } from '../apply/fullcopy.js';
 import { binaryCompatible, estimateRows } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
@@ -30,15 +31,17 @@ async function copyAllTo(run: Run, name: string): Promise<void> {
     t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
     t.result.upserted += await copyWhole(run, source, w, t);
     if (!linked) {
-      await w.commit();
-      await w.close();
+      await commit(run, w);
       w = null;
     }
   }
-  if (w) {
-    await w.commit();
-    await w.close();
-  }
+  if (w) await commit(run, w);
+}
+
+async function commit(run: Run, w: Session): Promise<void> {
+  await passFenceIfInstalled(w, run.deps.schema, run.sync, run.generation);
+  await w.commit();
+  await w.close();
 }
 
 /** Empties `t` on the receiver and copies every row into it, reporting progress. */

@@ -1,23 +1,24 @@
 /**
- * Phase 2, plan keys: decide which receivers get a whole table this run (onetimecopy), then
+ * Phase 2, plan keys: decide which targets get a whole table this run (onetimecopy: once in
+ * the sync's life, recorded by the target's fence, or when a kick asks for it), then
  * collect each table's changed keys on every source into its key table, apply TRUNCATEs (only
  * changes made after the newest one survive it) and index key tables that span several chunks.
  */
+import { hasDelivered } from '../apply/fence.js';
 import { isEmpty } from '../apply/fullcopy.js';
 import { collectKeys, dropKeysBefore, indexKeyTable, lastTruncate } from '../delta/reader.js';
 import { namesWithRole } from '../plan.js';
 import type { Run } from './context.js';
 
 export async function planFirstCopies(run: Run): Promise<void> {
-  const { plan } = run;
-  if (plan.state.onetimecopyDone || plan.config.onetimecopy === 'never') return;
-  for (const name of namesWithRole(plan, 'target')) {
-    if (plan.config.onetimecopy === 'always') {
-      for (const t of run.tables) t.copyInto.add(name);
-      continue;
-    }
+  const forced = run.onetimecopy;
+  const mode = forced ?? run.plan.config.onetimecopy;
+  if (mode === 'never' || !run.incremental) return;
+  for (const name of namesWithRole(run.plan, 'target')) {
     const probe = await run.open(name);
-    for (const t of run.tables) if (await isEmpty(probe, t.info)) t.copyInto.add(name);
+    if (forced || !(await hasDelivered(probe, run.deps.schema, run.sync))) {
+      for (const t of run.tables) if (mode === 'always' || (await isEmpty(probe, t.info))) t.copyInto.add(name);
+    }
     await probe.close();
   }
 }

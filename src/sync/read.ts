@@ -1,9 +1,13 @@
 /**
- * Phase 1, read: open one REPEATABLE READ transaction per source (its snapshot is what the run
- * reads, and becomes the watermark), read the sync's tables from the first source's catalog,
- * check that capture is installed everywhere, and order the tables by their foreign keys.
+ * Phase 1, read: lock the sync on every source (runs of a sync never overlap, whichever
+ * instance runs them), then open one REPEATABLE READ transaction per source (its snapshot is
+ * what the run reads, and becomes the watermark), read the sync's tables from the first
+ * source's catalog, check that capture is installed everywhere, and order the tables by their
+ * foreign keys.
  */
 import { copiedColumns, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
+import { runLock } from '../db/locks.js';
+import type { Session } from '../db/session.js';
 import { openSource } from '../delta/reader.js';
 import { PgferryError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
@@ -11,17 +15,48 @@ import { tempNames } from '../sql/names.js';
 import type { Run, RunTable } from './context.js';
 
 export async function readSources(run: Run): Promise<void> {
+  const sessions = await lockSources(run);
   const [firstName] = run.sources;
-  const first = await run.open(firstName!);
+  const first = sessions.get(firstName!)!;
   await first.begin('repeatable read');
   for (const rel of run.plan.relations) run.relations.push(await requireTable(first.client, rel, first.name));
   const tables = run.relations.filter((t) => t.kind === 'table');
   for (const name of run.sources) {
-    const session = name === firstName ? first : await run.open(name);
-    run.reads.set(name, await openSource(session, run.deps.schema, run.sync, run.incremental ? tables : [], name !== firstName));
+    run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], name !== firstName));
   }
+  run.generation = await generation(sessions.get(lockOrder(run)[0]!)!);
   if (run.incremental) for (const t of tables) if (t.key.length === 0) throw noKey(t, first.name);
   run.tables = orderByDependencies(tables).map(newRunTable);
+}
+
+/** Sources in the order every instance locks them (by name), so that two runs never deadlock. */
+function lockOrder(run: Run): string[] {
+  return [...run.sources].sort();
+}
+
+/**
+ * Takes the sync's run lock on every source, waiting for a run elsewhere to end. Outside any
+ * transaction: a snapshot taken before the wait would miss what that run committed.
+ */
+async function lockSources(run: Run): Promise<Map<string, Session>> {
+  const sessions = new Map<string, Session>();
+  const key = runLock(run.deps.schema, run.sync);
+  for (const name of lockOrder(run)) {
+    const s = await run.open(name);
+    await s.lock(key);
+    sessions.set(name, s);
+  }
+  return sessions;
+}
+
+/**
+ * The run's generation: a transaction id of the first source in lock order, assigned after
+ * the lock was taken. Every later run of the sync gets a larger one, and ids are never reused,
+ * even when the run fails.
+ */
+async function generation(session: Session): Promise<bigint> {
+  const r = await session.query<{ g: string }>(`SELECT pg_catalog.pg_current_xact_id()::text AS g`);
+  return BigInt(r.rows[0]!.g);
 }
 
 function newRunTable(info: TableInfo, position: number): RunTable {

@@ -16,7 +16,6 @@ export async function commitWatermarks(run: Run): Promise<void> {
     for (const read of run.reads.values()) await advanceWatermark(read, run.deps.schema, run.sync);
   }
   for (const read of run.reads.values()) await read.session.commit();
-  run.plan.state.onetimecopyDone = true;
   if (run.incremental) schedulePrune(run);
 }
 
