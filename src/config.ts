@@ -17,6 +17,11 @@ const identifierish = z
   .refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
 
 export const replicatorOptionsSchema = z.strictObject({
+  /**
+   * This instance's name, shown as a sync's `owner` in status() and kept with its runs by
+   * the Postgres control store. Default `hostname:pid`.
+   */
+  name: z.string().min(1, 'must not be empty').max(50, 'must be at most 50 characters').optional(),
   /** Where configuration and run history live. Default: a new MemoryControlStore. */
   store: z.custom<ControlStore>((v) => typeof v === 'object' && v !== null && typeof (v as ControlStore).recordRun === 'function', {
     message: 'must be a ControlStore (e.g. new MemoryControlStore())',

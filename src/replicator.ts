@@ -5,6 +5,7 @@
  */
 import createDebug from 'debug';
 import { EventEmitter } from 'eventemitter3';
+import os from 'node:os';
 import { Installer } from './capture/installer.js';
 import {
   checkName,
@@ -23,6 +24,7 @@ import { PgferryError } from './errors.js';
 import type { Emit, ReplicatorEvents } from './events.js';
 import type { SyncPlan } from './plan.js';
 import { Autokick, type ScheduledSync } from './scheduler/autokick.js';
+import { Holder } from './scheduler/holder.js';
 import { SyncRunner } from './scheduler/sync-runner.js';
 import { BackgroundTasks } from './scheduler/tasks.js';
 import { MemoryControlStore, type ControlStore, type RunRecord } from './store/control-store.js';
@@ -56,6 +58,11 @@ export interface StopOptions {
 export interface SyncStatus {
   name: string;
   running: boolean;
+  /**
+   * The instance running the sync here, or holding its background work (this one or another,
+   * as last seen), or null.
+   */
+  owner: string | null;
   autokick: boolean;
   databases: Record<string, Role>;
   lastResult: RunResult | null;
@@ -63,6 +70,8 @@ export interface SyncStatus {
 }
 
 export interface ReplicatorStatus {
+  /** This instance's name. */
+  name: string;
   started: boolean;
   databases: string[];
   syncs: SyncStatus[];
@@ -81,11 +90,14 @@ export interface ReplicatorStatus {
  * await rep.stop();
  */
 export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncDisposable {
-  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store'>>;
+  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store' | 'name'>>;
   readonly store: ControlStore;
+  /** This instance's name (`options.name`, default `hostname:pid`). */
+  readonly name: string;
   readonly #dbs = new Map<string, Database>();
   readonly #syncs = new Map<string, ScheduledSync>();
   readonly #installer: Installer;
+  readonly #holder: Holder;
   readonly #autokick: Autokick;
   /** Delta pruning after runs and run records: stop() waits for them. */
   readonly #tasks = new BackgroundTasks();
@@ -98,14 +110,17 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   constructor(options: ReplicatorOptions = {}) {
     super();
-    const { store, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
+    const { store, name, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
     this.store = store ?? new MemoryControlStore();
+    this.name = name ?? `${os.hostname().slice(0, 38)}:${process.pid}`;
     this.options = Object.freeze(rest);
     const emit = ((name, payload) => this.#safeEmit(name, payload)) as Emit;
     emit.wants = (name) => this.listenerCount(name) > 0;
     this.#emit = emit;
     this.#installer = new Installer(this.#dbs, rest.schema);
-    this.#autokick = new Autokick(this.#dbs, rest.schema, rest, () => this.#syncs.values());
+    const plans = () => [...this.#syncs.values()].map((s) => s.plan);
+    this.#holder = new Holder(this.#dbs, rest.schema, this.name, plans, { changed: (sync, held) => this.#holdChanged(sync, held) });
+    this.#autokick = new Autokick(this.#dbs, rest.schema, rest, () => this.#syncs.values(), (sync) => this.#holder.holds(sync));
   }
 
   /** Listener exceptions never reach the replicator; an unheard `error` becomes a process warning. */
@@ -157,9 +172,20 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     const runner = this.#runnerFor(plan);
     this.#syncs.set(name, { plan, runner });
     if (this.#started) {
-      runner.setBackground(true);
+      await this.#holder.poll();
       await this.#autokick.listen();
     }
+  }
+
+  /**
+   * The background work of a sync (notifications, checks, retries) is done here while this
+   * instance holds it; a takeover catches up on what was written meanwhile.
+   */
+  #holdChanged(sync: string, held: boolean): void {
+    const s = this.#syncs.get(sync);
+    if (!s) return;
+    s.runner.setBackground(held && (this.#started || this.#starting !== null));
+    if (held && this.#started && s.plan.config.autokick) s.runner.poke('autokick');
   }
 
   /** The runner of one sync: its runs, their events, and their records. */
@@ -187,13 +213,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         onComplete: (result) => {
           this.#emit('sync:complete', result);
           const { runId, reason, status, startedAt, durationMs, totals } = result;
-          this.#record({ runId, sync, reason, status, startedAt, durationMs, rows: totals.upserted + totals.deleted });
+          this.#record({ runId, sync, reason, status, startedAt, durationMs, rows: totals.upserted + totals.deleted, instance: this.name });
         },
         onError: (ctx, error, willRetry, retryInMs) => {
           this.#emit('sync:error', { sync, runId: ctx.runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
           if (this.#started && !willRetry) this.#emit('error', error);
           const durationMs = Date.now() - ctx.startedAt.getTime();
-          this.#record({ ...ctx, sync, status: 'error', durationMs, rows: 0, error: { code: error.code, message: error.message } });
+          const { runId, reason, startedAt } = ctx;
+          this.#record({ runId, sync, reason, startedAt, status: 'error', durationMs, rows: 0, instance: this.name, error: { code: error.code, message: error.message } });
         },
       },
       this.options.retry,
@@ -279,8 +306,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     if (this.#stopping) await this.#stopping;
     this.#starting = (async () => {
       await this.store.init?.();
+      // Background work of each sync in one instance at a time: the one that holds it.
+      await this.#holder.start();
       this.#started = true;
-      for (const s of this.#syncs.values()) s.runner.setBackground(true);
       await this.#autokick.start();
     })();
     try {
@@ -314,11 +342,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     }
   }
 
-  /** stop(), first phase: no new background work (listeners, timers, retries). */
+  /** stop(), first phase: no new background work (listeners, timers, retries); another instance may take the syncs over. */
   async #drain(): Promise<void> {
     this.#started = false;
     for (const s of this.#syncs.values()) s.runner.setBackground(false);
     await this.#autokick.stop();
+    await this.#holder.stop();
   }
 
   /** stop(), when runs outlive the timeout: cut their connections; they roll back and reject STOPPED. */
@@ -354,11 +383,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   /** What runs and what happened last, per sync. */
   status(): ReplicatorStatus {
     return {
+      name: this.name,
       started: this.#started,
       databases: [...this.#dbs.keys()],
       syncs: [...this.#syncs.values()].map(({ plan, runner }) => ({
         name: plan.name,
         running: runner.running,
+        owner: runner.running ? this.name : this.#holder.owner(plan.name),
         autokick: plan.config.autokick,
         databases: Object.fromEntries(plan.databases.map((d) => [d.name, d.role])),
         lastResult: runner.lastResult,

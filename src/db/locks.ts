@@ -9,12 +9,20 @@ import { literal } from '../sql/ident.js';
 export interface LockKey {
   /** SQL for the two int4 arguments of pg_advisory_lock and friends. */
   sql: string;
+  /** SQL that matches a row of pg_locks (alias `l`) for this lock. */
+  inPgLocks: string;
   /** For messages and debugging. */
   label: string;
 }
 
 function key(kind: string, schema: string, sync: string): LockKey {
-  return { sql: `hashtext(${literal(kind)}), hashtext(${literal(`${schema}.${sync}`)})`, label: `${kind} ${schema}.${sync}` };
+  const k1 = `hashtext(${literal(kind)})`;
+  const k2 = `hashtext(${literal(`${schema}.${sync}`)})`;
+  return {
+    sql: `${k1}, ${k2}`,
+    inPgLocks: `l.locktype = 'advisory' AND l.classid = ${k1}::oid AND l.objid = ${k2}::oid AND l.objsubid = 2`,
+    label: `${kind} ${schema}.${sync}`,
+  };
 }
 
 /** Held by a run of a sync on every source, from before its snapshot to after its last commit. */

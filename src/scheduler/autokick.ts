@@ -24,20 +24,24 @@ export class Autokick {
   readonly #schema: string;
   readonly #options: AutokickOptions;
   readonly #syncs: () => Iterable<ScheduledSync>;
+  readonly #held: (sync: string) => boolean;
   /** One LISTEN connection per source database of an autokick sync. */
   readonly #listeners = new Map<string, NotificationListener>();
   readonly #debounce = new Map<string, NodeJS.Timeout>();
   #checkTimer: NodeJS.Timeout | null = null;
 
-  constructor(dbs: ReadonlyMap<string, Database>, schema: string, options: AutokickOptions, syncs: () => Iterable<ScheduledSync>) {
+  /** `held`: whether this instance does the sync's background work (see holder.ts). */
+  constructor(dbs: ReadonlyMap<string, Database>, schema: string, options: AutokickOptions, syncs: () => Iterable<ScheduledSync>, held: (sync: string) => boolean) {
     this.#dbs = dbs;
     this.#schema = schema;
     this.#options = options;
     this.#syncs = syncs;
+    this.#held = held;
   }
 
-  #autokicked(): ScheduledSync[] {
-    return [...this.#syncs()].filter((s) => s.plan.config.autokick);
+  /** Autokick syncs; with `heldOnly`, only those this instance does the background work of. */
+  #autokicked(heldOnly = true): ScheduledSync[] {
+    return [...this.#syncs()].filter((s) => s.plan.config.autokick && (!heldOnly || this.#held(s.plan.name)));
   }
 
   /** Listens, starts the periodic check, and pokes every autokick sync to catch up. */
@@ -56,7 +60,8 @@ export class Autokick {
   /** Opens a listener on every source of an autokick sync that has none yet. */
   async listen(): Promise<void> {
     const wanted = new Set<string>();
-    for (const { plan } of this.#autokicked()) {
+    // Standbys listen too, so a takeover needs no new connection.
+    for (const { plan } of this.#autokicked(false)) {
       for (const d of plan.databases) if (d.role === 'source') wanted.add(d.name);
     }
     for (const name of wanted) {

@@ -9,6 +9,8 @@ export interface RunRecord {
   startedAt: Date;
   durationMs: number;
   rows: number;
+  /** The replicator instance that ran it (its `name`). */
+  instance?: string;
   error?: { code: string; message: string };
 }
 

@@ -62,16 +62,19 @@ export class PostgresControlStore implements ControlStore {
       duration_ms integer NOT NULL,
       rows bigint NOT NULL,
       error_code text,
-      error_message text
+      error_message text,
+      instance text
     )`);
+    // Stores made by 0.1 lack the instance column.
+    await this.#db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS instance text`);
     await this.#db.query(`CREATE INDEX IF NOT EXISTS runs_sync_started ON ${this.#table} (sync, started_at DESC)`);
   }
 
   async recordRun(run: RunRecord): Promise<void> {
     await this.#db.query(
-      `INSERT INTO ${this.#table} (run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id) DO NOTHING`,
-      [run.runId, run.sync, run.reason, run.status, run.startedAt, run.durationMs, run.rows, run.error?.code ?? null, run.error?.message ?? null],
+      `INSERT INTO ${this.#table} (run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message, instance)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (run_id) DO NOTHING`,
+      [run.runId, run.sync, run.reason, run.status, run.startedAt, run.durationMs, run.rows, run.error?.code ?? null, run.error?.message ?? null, run.instance ?? null],
     );
     await this.#db.query(
       `DELETE FROM ${this.#table} WHERE sync = $1 AND run_id IN (SELECT run_id FROM ${this.#table} WHERE sync = $1 ORDER BY started_at DESC OFFSET $2)`,
@@ -81,7 +84,7 @@ export class PostgresControlStore implements ControlStore {
 
   async runs(sync?: string, limit = 100): Promise<RunRecord[]> {
     const r = await this.#db.query(
-      `SELECT run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message FROM ${this.#table}
+      `SELECT run_id, sync, reason, status, started_at, duration_ms, rows, error_code, error_message, instance FROM ${this.#table}
         WHERE $1::text IS NULL OR sync = $1 ORDER BY started_at DESC LIMIT $2`,
       [sync ?? null, limit],
     );
@@ -93,6 +96,7 @@ export class PostgresControlStore implements ControlStore {
       startedAt: x.started_at,
       durationMs: x.duration_ms,
       rows: Number(x.rows),
+      ...(x.instance && { instance: x.instance }),
       ...(x.error_code && { error: { code: x.error_code, message: x.error_message } }),
     }));
   }
