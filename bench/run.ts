@@ -23,12 +23,13 @@ import { findClientTools } from './lib/pgbench.js';
 import { renderTable, tableRows, writeJson, type ScenarioResult } from './lib/report.js';
 import { bulk } from './scenarios/bulk.js';
 import { fullcopy } from './scenarios/fullcopy.js';
+import { instances } from './scenarios/instances.js';
 import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { multimaster } from './scenarios/multimaster.js';
 import { overhead } from './scenarios/overhead.js';
 
-export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster];
+export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances];
 
 interface Args {
   quick: boolean;
