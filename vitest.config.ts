@@ -10,6 +10,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // The files share their workers' module cache: they import the same sources once.
+          isolate: false,
         },
       },
       {
