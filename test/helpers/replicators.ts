@@ -8,11 +8,11 @@
 import { afterEach } from 'vitest';
 import { Replicator, type ReplicatorOptions, type RunResult, type SyncConfig } from '../../src/index.js';
 import type { TestDb } from './db.js';
+import { describeError } from './errors.js';
+import { within } from './wait.js';
 
 /** A database as the helpers here need it: a test database, or any connection string as `{ url }`. */
 type Db = Pick<TestDb, 'url'>;
-import { describeError } from './errors.js';
-import { within } from './wait.js';
 
 export type Roles = Record<string, 'source' | 'target' | 'fullcopy'>;
 
