@@ -7,87 +7,33 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import pg from 'pg';
+import { describe, expect, it } from 'vitest';
 import { Replicator, isPgferryError, PgferryError, type ReplicatorOptions, type SyncConfig } from '../src/index.js';
-import type { RowsAppliedEvent, SyncErrorEvent, SyncStartEvent, RunResult } from '../src/index.js';
-import { createDatabases, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
+import { connect, count, createDatabases, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
+import { describeError } from './helpers/errors.js';
+import { record } from './helpers/events.js';
+import { stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { sleep, waitFor, within } from './helpers/wait.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const reps: Replicator[] = [];
-const clients: pg.Client[] = [];
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-afterEach(async () => {
-  // Runs before the databases are dropped (onTestFinished runs after afterEach). Bounded, so
-  // that a run that never ends cannot hold the whole file hostage.
-  for (const c of clients.splice(0)) await c.end().catch(() => {});
-  for (const rep of reps.splice(0)) await Promise.race([rep.stop({ timeoutMs: 3_000 }), sleep(10_000)]);
-});
-
-function describeError(err: unknown): string {
-  if (err instanceof PgferryError || isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** Polls `check` until it returns true, or fails after `timeoutMs` saying what it waited for. */
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-async function count(db: TestDb, table = 'public.t'): Promise<number> {
-  const r = await db.sql<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}`);
-  return Number(r[0]!.n);
-}
-
-async function connect(db: TestDb): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: db.url });
-  c.on('error', () => {}); // a dropped database at teardown must not crash the worker
-  await c.connect();
-  clients.push(c);
-  return c;
-}
-
-/** Everything a replicator emitted, in order. */
-interface Recorder {
-  starts: SyncStartEvent[];
-  completes: RunResult[];
-  errors: SyncErrorEvent[];
-  fatal: PgferryError[];
-  applied: RowsAppliedEvent[];
-  order: string[];
-}
-
-function record(rep: Replicator): Recorder {
-  const r: Recorder = { starts: [], completes: [], errors: [], fatal: [], applied: [], order: [] };
-  rep.on('sync:start', (e) => { r.starts.push(e); r.order.push(`start:${e.reason}`); });
-  rep.on('sync:complete', (e) => { r.completes.push(e); r.order.push(`complete:${e.status}`); });
-  rep.on('sync:error', (e) => { r.errors.push(e); r.order.push(`error:${e.error.code}:${e.willRetry}`); });
-  rep.on('error', (e) => { r.fatal.push(e); r.order.push(`fatal:${e.code}`); });
-  rep.on('rows:applied', (e) => { r.applied.push(e); });
-  return r;
-}
+const replicators = stopReplicatorsAfterEach();
 
 const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text)`;
 const T = 'public.t';
 /** Small backoff so background retries happen within a test. */
 const FAST: ReplicatorOptions = { checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 400 } };
 
-/** Replicator over a (source) → b (target) with sync `s` on public.t, installed. */
-async function setup(a: TestDb, b: TestDb, opts: ReplicatorOptions = FAST, sync: Partial<SyncConfig> = {}): Promise<Replicator> {
-  const rep = new Replicator(opts);
-  reps.push(rep);
-  await rep.addDatabase('a', a.url);
-  await rep.addDatabase('b', b.url);
-  await rep.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' }, ...sync });
-  await rep.install();
-  return rep;
+/** Replicator over a (source) → b (target) with sync `s` on public.t (autokick on), installed. */
+function setup(a: TestDb, b: TestDb, opts: ReplicatorOptions = FAST, sync: Partial<SyncConfig> = {}): Promise<Replicator> {
+  return replicators.installed([a, b], { tables: [T], autokick: true, ...sync }, opts);
+}
+
+/** Two fresh databases with public.t, and a replicator a → b over it (see `setup`). */
+async function pairWithT(sync: Partial<SyncConfig> = {}): Promise<{ a: TestDb; b: TestDb; rep: Replicator }> {
+  const [a, b] = await createDatabases(2);
+  await sqlAll([a!, b!], DDL);
+  return { a: a!, b: b!, rep: await setup(a!, b!, FAST, sync) };
 }
 
 async function expectEqual(a: TestDb, b: TestDb, table = T): Promise<void> {
@@ -105,15 +51,13 @@ async function pgferryConnections(db: TestDb): Promise<number> {
 
 describe('always on: autokick', () => {
   it('a row inserted on the source appears on the target with no kick', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!);
+    const { a, b, rep } = await pairWithT();
     const ev = record(rep);
     await rep.start();
     expect(rep.status().started).toBe(true);
 
     await a!.sql(`INSERT INTO t VALUES (1, 'hello')`);
-    await waitFor('row 1 on the target', async () => (await count(b!)) === 1, 5_000);
+    await waitFor('row 1 on the target', async () => (await count(b!)) === 1, { timeoutMs: 5_000 });
     expect(await b!.sql(`SELECT id, v FROM t`)).toEqual([{ id: 1, v: 'hello' }]);
 
     // An UPDATE and a DELETE follow the same way.
@@ -131,9 +75,7 @@ describe('always on: autokick', () => {
   });
 
   it('1,000 commits in a burst lead to far fewer runs, and every row arrives', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!);
+    const { a, b, rep } = await pairWithT();
     await rep.start();
     // Let the catch-up run that start() makes pass, then count from here.
     await sleep(300);
@@ -146,9 +88,9 @@ describe('always on: autokick', () => {
         for (let i = w; i < N; i += writers.length) await c.query(`INSERT INTO t VALUES ($1, $2)`, [i + 1, `row ${i + 1}`]);
       }),
     );
-    await waitFor(`${N} rows on the target`, async () => (await count(b!)) === N, 15_000, 100);
+    await waitFor(`${N} rows on the target`, async () => (await count(b!)) === N, { timeoutMs: 15_000, everyMs: 100 });
     // Let any run still booked finish before counting.
-    await waitFor('the runner to go idle', () => !rep.status().syncs[0]!.running, 5_000);
+    await waitFor('the runner to go idle', () => !rep.status().syncs[0]!.running, { timeoutMs: 5_000 });
     await sleep(200);
 
     await expectEqual(a!, b!);
@@ -163,9 +105,7 @@ describe('always on: autokick', () => {
 
 describe('always on: kicks', () => {
   it('a kick during a run in flight joins it and runs once more; every kick resolves', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!, FAST, { autokick: false });
+    const { a, b, rep } = await pairWithT({ autokick: false });
     const ev = record(rep);
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g`);
 
@@ -180,7 +120,7 @@ describe('always on: kicks', () => {
     expect(r2.sync).toBe('s');
     expect(r1.runId).not.toBe(r2.runId);
     expect(ev.starts).toHaveLength(2);
-    expect(ev.order).toEqual(['start:kick', 'complete:ok', 'start:kick', expect.stringMatching(/^complete:/)]);
+    expect(ev.runLog).toEqual(['start:kick', 'complete:ok', 'start:kick', expect.stringMatching(/^complete:/)]);
     expect(await b!.sql(`SELECT v FROM t WHERE id = -1`)).toEqual([{ v: 'late' }]);
     await expectEqual(a!, b!);
 
@@ -196,12 +136,10 @@ describe('always on: kicks', () => {
   });
 
   it("kick('s', { timeoutMs: 1 }) on a long run rejects KICK_TIMEOUT, and the run still completes", async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!, FAST, { autokick: false });
+    const { a, b, rep } = await pairWithT({ autokick: false });
     const ev = record(rep);
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50000) g`);
-    const completed = new Promise<RunResult>((resolve) => rep.once('sync:complete', resolve));
+    const completed = ev.next('sync:complete');
 
     const err = await rep.kick('s', { timeoutMs: 1 }).then(
       () => null,
@@ -211,7 +149,7 @@ describe('always on: kicks', () => {
     expect(isPgferryError(err) && err.code).toBe('KICK_TIMEOUT');
 
     // The run goes on and commits.
-    const result = await Promise.race([completed, sleep(20_000).then(() => null)]);
+    const result = await within(completed, 20_000);
     expect(result, 'the run went on and completed').not.toBeNull();
     expect(result!.status).toBe('ok');
     expect(result!.totals.upserted).toBe(50000);
@@ -242,12 +180,12 @@ describe('always on: background failures', () => {
     await rep.start();
     await a!.sql(`INSERT INTO t VALUES (1, 'eventually')`);
 
-    await waitFor('row 1 on the target after retries', async () => (await count(b!)) === 1, 10_000).catch((e: Error) => {
-      throw new Error(`${e.message}; events: ${ev.order.join(', ')}; errors: ${ev.errors.map((x) => describeError(x.error)).join(' | ')}`);
+    await waitFor('row 1 on the target after retries', async () => (await count(b!)) === 1, { timeoutMs: 10_000 }).catch((e: Error) => {
+      throw new Error(`${e.message}; events: ${ev.runLog.join(', ')}; errors: ${ev.errors.map((x) => describeError(x.error)).join(' | ')}`);
     });
-    await waitFor('sync:complete after the failures', () => ev.order.lastIndexOf('complete:ok') > ev.order.findIndex((o) => o.startsWith('error:')), 5_000);
+    await waitFor('sync:complete after the failures', () => ev.runLog.lastIndexOf('complete:ok') > ev.runLog.findIndex((o) => o.startsWith('error:')), { timeoutMs: 5_000 });
 
-    expect(ev.errors.length, ev.order.join(', ')).toBeGreaterThanOrEqual(1);
+    expect(ev.errors.length, ev.runLog.join(', ')).toBeGreaterThanOrEqual(1);
     for (const e of ev.errors) {
       expect(e.sync).toBe('s');
       expect(e.willRetry, `sync:error ${describeError(e.error)} should be retried`).toBe(true);
@@ -268,12 +206,12 @@ describe('always on: background failures', () => {
     const rep = await setup(a!, b!, { checkIntervalMs: 150, retry: { minDelayMs: 50, maxDelayMs: 200 } });
     const ev = record(rep);
     await rep.start();
-    await waitFor('the catch-up run of start()', () => ev.completes.length > 0, 5_000);
+    await waitFor('the catch-up run of start()', () => ev.completes.length > 0, { timeoutMs: 5_000 });
     // A backlog large enough that the failing run lasts longer than the check interval, so
     // background requests (check, autokick) arrive while it is in flight.
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 20000) g`);
-    await waitFor('a sync:error', () => ev.errors.length > 0, 5_000);
-    await waitFor('the error event', () => ev.fatal.length > 0, 2_000);
+    await waitFor('a sync:error', () => ev.errors.length > 0, { timeoutMs: 5_000 });
+    await waitFor('the error event', () => ev.fatal.length > 0, { timeoutMs: 2_000 });
 
     const first = ev.errors[0]!;
     expect(first.sync).toBe('s');
@@ -288,8 +226,8 @@ describe('always on: background failures', () => {
     // while the failing run was in flight, or new commits (autokick).
     await a!.sql(`INSERT INTO t VALUES (-2, 'two', 2)`);
     await sleep(1_000);
-    const afterFailure = ev.order.slice(ev.order.indexOf('error:SCHEMA_MISMATCH:false') + 1);
-    expect(afterFailure, `events: ${ev.order.join(', ')}`).toEqual(['fatal:SCHEMA_MISMATCH']);
+    const afterFailure = ev.runLog.slice(ev.runLog.indexOf('error:SCHEMA_MISMATCH:false') + 1);
+    expect(afterFailure, `events: ${ev.runLog.join(', ')}`).toEqual(['fatal:SCHEMA_MISMATCH']);
     expect(ev.errors).toHaveLength(1);
     expect(ev.fatal).toHaveLength(1);
     expect(await count(b!)).toBe(0);
@@ -302,16 +240,14 @@ describe('always on: background failures', () => {
     await expectEqual(a!, b!);
     // Background replication is back.
     await a!.sql(`INSERT INTO t VALUES (-3, 'three', 3)`);
-    await waitFor('row -3 by autokick after the kick', async () => (await count(b!)) === 20002, 5_000);
+    await waitFor('row -3 by autokick after the kick', async () => (await count(b!)) === 20002, { timeoutMs: 5_000 });
     await expectEqual(a!, b!);
   });
 });
 
 describe('always on: large backlogs and delta tables', () => {
   it('a 200k-change backlog applies in several chunks, with rows:applied per chunk', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!, FAST, { autokick: false, chunkSize: 50_000 });
+    const { a, b, rep } = await pairWithT({ autokick: false, chunkSize: 50_000 });
     const ev = record(rep);
     const N = 200_000;
     await a!.sql(`INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, ${N}) g`);
@@ -340,10 +276,8 @@ describe('always on: large backlogs and delta tables', () => {
   });
 
   it('a backlog in more chunks than the pool has connections completes', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
     // 12 chunks; a database's pool holds 10 connections by default.
-    const rep = await setup(a!, b!, FAST, { autokick: false, chunkSize: 2_000 });
+    const { a, b, rep } = await pairWithT({ autokick: false, chunkSize: 2_000 });
     const ev = record(rep);
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 24000) g`);
     const r = await rep.kick('s', { timeoutMs: 15_000 }).catch(async (e: unknown) => {
@@ -366,12 +300,7 @@ describe('always on: large backlogs and delta tables', () => {
   it('after runs with no new writes, the delta tables are empty', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `${DDL}; CREATE TABLE public.u (k text PRIMARY KEY, n int)`);
-    const rep = new Replicator(FAST);
-    reps.push(rep);
-    await rep.addDatabase('a', a!.url);
-    await rep.addDatabase('b', b!.url);
-    await rep.addSync('s', { tables: ['t', 'u'], databases: { a: 'source', b: 'target' }, autokick: false });
-    await rep.install();
+    const rep = await replicators.installed([a!, b!], { tables: ['t', 'u'] }, FAST);
 
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g`);
     await a!.sql(`INSERT INTO u SELECT 'k' || g, g FROM generate_series(1, 100) g`);
@@ -427,9 +356,7 @@ describe('always on: large backlogs and delta tables', () => {
 
 describe('always on: start and stop', () => {
   it('start/stop twice and concurrently is safe, and stop() closes every connection', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!);
+    const { a, b, rep } = await pairWithT();
 
     await Promise.all([rep.start(), rep.start()]);
     await rep.start();
@@ -440,8 +367,8 @@ describe('always on: start and stop', () => {
     await Promise.all([rep.stop(), rep.stop()]);
     await rep.stop();
     expect(rep.status().started).toBe(false);
-    await waitFor('no pgferry connection to the source', async () => (await pgferryConnections(a!)) === 0, 3_000);
-    await waitFor('no pgferry connection to the target', async () => (await pgferryConnections(b!)) === 0, 3_000);
+    await waitFor('no pgferry connection to the source', async () => (await pgferryConnections(a!)) === 0, { timeoutMs: 3_000 });
+    await waitFor('no pgferry connection to the target', async () => (await pgferryConnections(b!)) === 0, { timeoutMs: 3_000 });
 
     // Stopped: commits are not replicated.
     const ev = record(rep);
@@ -461,7 +388,7 @@ describe('always on: start and stop', () => {
     await Promise.all([rep.stop(), rep.start().then(() => rep.stop())]);
     await rep.stop();
     expect(rep.status().started).toBe(false);
-    await waitFor('no pgferry connection after the race', async () => (await pgferryConnections(a!)) + (await pgferryConnections(b!)) === 0, 3_000);
+    await waitFor('no pgferry connection after the race', async () => (await pgferryConnections(a!)) + (await pgferryConnections(b!)) === 0, { timeoutMs: 3_000 });
   });
 
   it('await using stops the replicator at the end of the block', async () => {
@@ -481,7 +408,7 @@ describe('always on: start and stop', () => {
       expect(await pgferryConnections(a!)).toBeGreaterThan(0); // at least the LISTEN connection
     }
     expect(seen.status().started).toBe(false);
-    await waitFor('no pgferry connection after dispose', async () => (await pgferryConnections(a!)) + (await pgferryConnections(b!)) === 0, 3_000);
+    await waitFor('no pgferry connection after dispose', async () => (await pgferryConnections(a!)) + (await pgferryConnections(b!)) === 0, { timeoutMs: 3_000 });
     const ev = record(seen);
     await a!.sql(`INSERT INTO t VALUES (2, 'two')`);
     await sleep(300);
@@ -510,10 +437,10 @@ describe('always on: start and stop', () => {
       child.on('exit', (code, signal) => resolve({ code, signal })),
     );
     try {
-      await waitFor('the child to print STOPPED', () => stoppedAt > 0 || child.exitCode !== null, 25_000, 50).catch((e: Error) => {
+      await waitFor('the child to print STOPPED', () => stoppedAt > 0 || child.exitCode !== null, { timeoutMs: 25_000, everyMs: 50 }).catch((e: Error) => {
         throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
       });
-      const result = await Promise.race([exited, sleep(5_000).then(() => null)]);
+      const result = await within(exited, 5_000);
       expect(result, `the child did not exit within 5 s of stop()\nstdout:\n${out}\nstderr:\n${err}`).not.toBeNull();
       expect(out).toContain('REPLICATED');
       expect(out).not.toContain('NOT REPLICATED');

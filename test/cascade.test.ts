@@ -5,29 +5,10 @@
  * written, so a ring of cascading syncs (A→B→C→A) never loops.
  */
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { Replicator, isPgferryError, type RunResult } from '../src/index.js';
-import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
-
-function errorText(err: unknown): string {
-  return isPgferryError(err) ? `${err.code}: ${err.message}` : String(err);
-}
-
-async function kick(rep: Replicator, name: string): Promise<RunResult> {
-  try {
-    return await rep.kick(name);
-  } catch (err) {
-    throw new Error(`kick('${name}') failed: ${errorText(err)}`, { cause: err });
-  }
-}
-
-async function connect(db: TestDb, clients: pg.Client[]): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: db.url });
-  c.on('error', () => {}); // a dropped database at teardown must not crash the worker
-  await c.connect();
-  clients.push(c);
-  return c;
-}
+import type pg from 'pg';
+import { Replicator } from '../src/index.js';
+import { connect, createDatabases, sqlAll, tableContents } from './helpers/db.js';
+import { kick } from './helpers/replicators.js';
 
 describe('cascade', () => {
   it('rows applied on B by A⇄B reach C only through the B→C sync with cascade: true', async () => {
@@ -35,7 +16,6 @@ describe('cascade', () => {
     const dbs = [dbA!, dbB!, dbC!];
     await sqlAll(dbs, `CREATE TABLE t1 (id int PRIMARY KEY, v text); CREATE TABLE t2 (id int PRIMARY KEY, v text);`);
     const rep = new Replicator();
-    const clients: pg.Client[] = [];
     try {
       await rep.addDatabase('a', dbA!.url);
       await rep.addDatabase('b', dbB!.url);
@@ -45,8 +25,8 @@ describe('cascade', () => {
       await rep.addSync('bc', { tables: ['t1'], databases: { b: 'source', c: 'target' }, autokick: false, cascade: true });
       await rep.addSync('bc_plain', { tables: ['t2'], databases: { b: 'source', c: 'target' }, autokick: false, cascade: false });
       await rep.install();
-      const a = await connect(dbA!, clients);
-      const b = await connect(dbB!, clients);
+      const a = await connect(dbA!);
+      const b = await connect(dbB!);
       const both = async (c: pg.Client, sql: string) => {
         await c.query(sql.replaceAll('$T', 't1'));
         await c.query(sql.replaceAll('$T', 't2'));
@@ -109,7 +89,6 @@ describe('cascade', () => {
       expect(await tableContents(dbA!, 't2')).toEqual(await tableContents(dbB!, 't2'));
     } finally {
       await rep.stop();
-      for (const c of clients) await c.end().catch(() => {});
     }
   });
 
@@ -118,7 +97,6 @@ describe('cascade', () => {
     const dbs = [dbA!, dbB!, dbC!];
     await sqlAll(dbs, `CREATE TABLE t (id int PRIMARY KEY, v text)`);
     const rep = new Replicator();
-    const clients: pg.Client[] = [];
     const applied: { sync: string; target: string; upserted: unknown[]; deleted: unknown[] }[] = [];
     rep.on('rows:applied', (e) => applied.push(e));
     try {
@@ -129,9 +107,9 @@ describe('cascade', () => {
       await rep.addSync('bc', { tables: ['t'], databases: { b: 'source', c: 'target' }, autokick: false, cascade: true });
       await rep.addSync('ca', { tables: ['t'], databases: { c: 'source', a: 'target' }, autokick: false, cascade: true });
       await rep.install();
-      const a = await connect(dbA!, clients);
-      const b = await connect(dbB!, clients);
-      const c = await connect(dbC!, clients);
+      const a = await connect(dbA!);
+      const b = await connect(dbB!);
+      const c = await connect(dbC!);
       const round = async () => [await kick(rep, 'ab'), await kick(rep, 'bc'), await kick(rep, 'ca')].map((x) => x.status);
       const expectEqual = async () => {
         const ca = await tableContents(dbA!, 't');
@@ -168,7 +146,6 @@ describe('cascade', () => {
       await expectQuiet();
     } finally {
       await rep.stop();
-      for (const c of clients) await c.end().catch(() => {});
     }
   });
 });

@@ -2,51 +2,14 @@
  * Concurrency: transactions that commit in another order than they began, interleaved with runs,
  * are never lost (the snapshot watermark), and after writes stop one run makes the target equal.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { Replicator, isPgferryError, PgferryError, type RunResult } from '../src/index.js';
-import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import { connect, createDatabases, sqlAll, tableChecksum, tableContents } from './helpers/db.js';
+import { describeError } from './helpers/errors.js';
+import { kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { sleep } from './helpers/wait.js';
 
-
-const reps: Replicator[] = [];
-const clients: pg.Client[] = [];
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.end().catch(() => {});
-  for (const rep of reps.splice(0)) await rep.stop();
-});
-
-function describeError(err: unknown): string {
-  if (err instanceof PgferryError || isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return (await rep.kick(name)) ;
-  } catch (err) {
-    throw new Error(`kick('${name}') failed: ${describeError(err)}`, { cause: err });
-  }
-}
-
-async function setup(a: TestDb, b: TestDb, tables: string[]): Promise<Replicator> {
-  const rep = new Replicator();
-  reps.push(rep);
-  await rep.addDatabase('a', a.url);
-  await rep.addDatabase('b', b.url);
-  await rep.addSync('s', { tables, databases: { a: 'source', b: 'target' }, autokick: false });
-  await rep.install();
-  return rep;
-}
-
-async function connect(db: TestDb): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: db.url });
-  c.on('error', () => {}); // a dropped database at teardown must not crash the worker
-  await c.connect();
-  clients.push(c);
-  return c;
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const replicators = stopReplicatorsAfterEach();
 
 /** Small seeded PRNG so a failing interleaving can be reproduced from the printed seed. */
 function mulberry32(seed: number): () => number {
@@ -67,7 +30,7 @@ describe('concurrency', () => {
   it('a transaction with an older xid that commits after a run is not lost', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!, ['t']);
+    const rep = await replicators.installed([a!, b!], { tables: ['t'] });
     const slow = await connect(a!);
     const fast = await connect(a!);
     const idle = await connect(a!);
@@ -141,7 +104,7 @@ describe('concurrency', () => {
     const started = Date.now();
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
-    const rep = await setup(a!, b!, ['t']);
+    const rep = await replicators.installed([a!, b!], { tables: ['t'] });
 
     const WRITERS = 10;
     const ROUNDS = 25;

@@ -10,12 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { Replicator, isPgferryError, type CopyProgressEvent, type RunResult } from '../src/index.js';
+import { Replicator, type CopyProgressEvent } from '../src/index.js';
 import { serverVersion, startSystemServer, systemBinDir, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
 import { createDatabases, sqlAt, tableContents } from './helpers/db.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+import { kick } from './helpers/replicators.js';
+import { sleep } from './helpers/wait.js';
+import { inTransaction, startWriters, whileWriting } from './helpers/writers.js';
 
 const dir = systemBinDir(15);
 if (!dir) {
@@ -35,19 +35,6 @@ function sharedServersAreEmbedded(): boolean {
   return ![ '/var/run/docker.sock', path.join(os.homedir(), '.docker/run/docker.sock')].some((s) => existsSync(s));
 }
 
-function describeError(err: unknown): string {
-  if (isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}
-
-async function kick(rep: Replicator): Promise<RunResult> {
-  try {
-    return await rep.kick('s');
-  } catch (err) {
-    throw new Error(`kick('s') failed: ${describeError(err)}`, { cause: err });
-  }
-}
-
 // Types whose text output is the same on PostgreSQL 15 and later (no timestamptz: it renders
 // in each server's TimeZone; no floats).
 const DDL = `
@@ -65,13 +52,11 @@ function itemValues(id: string, salt: string): string {
 }
 const ITEM_VALUES = itemValues('$1::int', '$2::text');
 
-function startWriters(url: string, n: number, keyspace: number) {
-  let stopping = false;
-  let ops = 0;
-  const failures: unknown[] = [];
+/** Writers of inserts, updates and deletes (single statements and small transactions) on items and notes. */
+function startItemWriters(url: string, n: number, keyspace: number) {
   const rnd = () => 1 + Math.floor(Math.random() * keyspace);
   const salt = () => randomBytes(4).toString('hex');
-  const one = async (c: pg.Client) => {
+  return startWriters(url, n, async (c) => {
     const r = Math.random();
     if (r < 0.35) {
       await c.query(`INSERT INTO items VALUES (${ITEM_VALUES}) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, n = items.n + 1`, [rnd(), salt()]);
@@ -82,47 +67,13 @@ function startWriters(url: string, n: number, keyspace: number) {
     } else if (r < 0.85) {
       await c.query(`INSERT INTO notes VALUES ($1, $2, $3) ON CONFLICT (k, seq) DO UPDATE SET body = EXCLUDED.body`, [`k${rnd() % 50}`, rnd() % 20, salt()]);
     } else {
-      await c.query('BEGIN');
-      try {
+      await inTransaction(c, async () => {
         await c.query(`UPDATE items SET ok = NOT ok WHERE id BETWEEN $1 AND $1 + 3`, [rnd()]);
         await c.query(`INSERT INTO items VALUES (${ITEM_VALUES}) ON CONFLICT (id) DO NOTHING`, [rnd(), salt()]);
         await c.query(`DELETE FROM notes WHERE k = $1 AND seq = $2`, [`k${rnd() % 50}`, rnd() % 20]);
-        await c.query('COMMIT');
-      } catch (err) {
-        await c.query('ROLLBACK').catch(() => {});
-        throw err;
-      }
-    }
-  };
-  const loops = Array.from({ length: n }, async () => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => {});
-    await c.connect();
-    try {
-      while (!stopping) {
-        try {
-          await one(c);
-          ops++;
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code !== '40P01' && code !== '23505' && code !== '40001') failures.push(err);
-        }
-      }
-    } finally {
-      await c.end().catch(() => {});
+      });
     }
   });
-  return {
-    get ops() {
-      return ops;
-    },
-    async stop(): Promise<number> {
-      stopping = true;
-      await Promise.all(loops);
-      if (failures.length > 0) throw new Error(`writers failed: ${String(failures[0])}`);
-      return ops;
-    },
-  };
 }
 
 describe('cross-version replication', () => {
@@ -168,9 +119,8 @@ describe('cross-version replication', () => {
       await rep.addSync('s', { tables: ['items', 'notes'], databases: { old: 'source', new: 'target' }, onetimecopy: 'always', autokick: false });
       await rep.install();
 
-      const writers = startWriters(srcUrl, 3, 4000);
-      let stopped = false;
-      try {
+      const writers = startItemWriters(srcUrl, 3, 4000);
+      await whileWriting(writers, async () => {
         await sleep(300);
         const r1 = await kick(rep);
         expect(r1.status).toBe('ok');
@@ -180,11 +130,7 @@ describe('cross-version replication', () => {
           await kick(rep);
         }
         expect(writers.ops).toBeGreaterThan(50);
-        await writers.stop();
-        stopped = true;
-      } finally {
-        if (!stopped) await writers.stop().catch(() => {});
-      }
+      });
       await kick(rep);
       for (const table of ['public.items', 'public.notes']) {
         const want = await tableContents(srcUrl, table);

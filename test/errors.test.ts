@@ -3,30 +3,16 @@
  * mismatches fail with codes that name the table (and column), leave every database as it
  * was, and keep every pending delta for the next run.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, PgferryError } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { isPgferryError, PgferryError } from '../src/index.js';
 import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { caught } from './helpers/errors.js';
+import { addDatabases, stopReplicatorsAfterEach } from './helpers/replicators.js';
 
-const replicators: Replicator[] = [];
+const replicators = stopReplicatorsAfterEach();
 
-function newReplicator(): Replicator {
-  const rep = new Replicator();
-  replicators.push(rep);
-  return rep;
-}
-
-afterEach(async () => {
-  while (replicators.length > 0) await replicators.pop()!.stop();
-});
-
-async function caught(fn: () => unknown): Promise<PgferryError> {
-  try {
-    await fn();
-  } catch (err) {
-    return err as PgferryError;
-  }
-  throw new Error('expected an error, but the call succeeded');
-}
+/** Replicator (stopped after the test) with dbs[i] added under names[i]. */
+const replicatorFor = (dbs: TestDb[], names: string[]) => addDatabases(replicators.create(), dbs, names);
 
 async function userTriggers(db: TestDb): Promise<number> {
   const r = await db.sql<{ n: number }>('SELECT count(*)::int AS n FROM pg_trigger WHERE NOT tgisinternal');
@@ -43,13 +29,6 @@ async function expectNothingInstalled(dbs: TestDb[]): Promise<void> {
     expect(await userTriggers(db), `triggers in ${db.name}`).toBe(0);
     expect(await librarySchemas(db), `pgferry schema in ${db.name}`).toBe(0);
   }
-}
-
-/** Replicator with dbs[i] added under names[i]. */
-async function replicatorFor(dbs: TestDb[], names: string[]): Promise<Replicator> {
-  const rep = newReplicator();
-  for (let i = 0; i < dbs.length; i++) await rep.addDatabase(names[i]!, dbs[i]!.url);
-  return rep;
 }
 
 describe('tables without a usable key', () => {

@@ -9,47 +9,15 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { Replicator, isPgferryError, type CopyProgressEvent, type RunResult, type SyncConfig } from '../src/index.js';
-import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-type Roles = Record<string, 'source' | 'target' | 'fullcopy'>;
-
-function describeError(err: unknown): string {
-  if (isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}
-
-/** Kicks sync `name`; a failure is re-thrown with its code in the message. */
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return await rep.kick(name);
-  } catch (err) {
-    throw new Error(`kick('${name}') failed: ${describeError(err)}`, { cause: err });
-  }
-}
-
-/** Resolves with the error a promise rejects with (fails when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
+import { count, createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
+import { caught, describeError } from './helpers/errors.js';
+import { declareSync, kick, type Roles } from './helpers/replicators.js';
+import { sleep } from './helpers/wait.js';
+import { inTransaction, startWriters, whileWriting } from './helpers/writers.js';
 
 /** A replicator over `dbs` named a, b, c, ... with sync `s` (autokick off); not installed. */
-async function replicator(dbs: TestDb[], roles: Roles, sync: Omit<SyncConfig, 'databases'>): Promise<Replicator> {
-  const rep = new Replicator();
-  const names = Object.keys(roles);
-  for (let i = 0; i < names.length; i++) await rep.addDatabase(names[i]!, dbs[i]!.url);
-  await rep.addSync('s', { autokick: false, ...sync, databases: roles });
-  return rep;
-}
-
-async function count(db: TestDb, table: string): Promise<number> {
-  return (await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`))[0]!.n;
+function replicator(dbs: TestDb[], roles: Roles, sync: Omit<SyncConfig, 'databases'>): Promise<Replicator> {
+  return declareSync(new Replicator(), dbs, { ...sync, databases: roles });
 }
 
 /**
@@ -57,13 +25,10 @@ async function count(db: TestDb, table: string): Promise<number> {
  * (single statements and small multi-statement transactions) on `tables` (each with an int
  * `id` primary key and columns `v text`, `n int`) until stopped.
  */
-function startWriters(url: string, n: number, tables: string[], keyspace: number) {
-  let stopping = false;
-  let ops = 0;
-  const failures: unknown[] = [];
+function startTableWriters(url: string, n: number, tables: string[], keyspace: number) {
   const pick = <T,>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
   const rnd = () => 1 + Math.floor(Math.random() * keyspace);
-  const one = async (c: pg.Client) => {
+  return startWriters(url, n, async (c) => {
     const t = pick(tables);
     const id = rnd();
     const r = Math.random();
@@ -74,50 +39,15 @@ function startWriters(url: string, n: number, tables: string[], keyspace: number
     } else if (r < 0.8) {
       await c.query(`DELETE FROM ${t} WHERE id = $1`, [id]);
     } else {
-      await c.query('BEGIN');
-      try {
+      await inTransaction(c, async () => {
         await c.query(`UPDATE ${t} SET n = n + 1 WHERE id BETWEEN $1 AND $1 + 5`, [id]);
         const id2 = rnd();
         await c.query(`INSERT INTO ${t} (id, v, n) VALUES ($1, 'tx', 1) ON CONFLICT (id) DO NOTHING`, [id2]);
         await c.query(`DELETE FROM ${t} WHERE id = $1`, [rnd()]);
         if (Math.random() < 0.2) await c.query(`UPDATE ${t} SET id = $2 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM ${t} WHERE id = $2)`, [rnd(), keyspace + rnd()]);
-        await c.query('COMMIT');
-      } catch (err) {
-        await c.query('ROLLBACK').catch(() => {});
-        throw err;
-      }
-    }
-  };
-  const loops = Array.from({ length: n }, async () => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => {});
-    await c.connect();
-    try {
-      while (!stopping) {
-        try {
-          await one(c);
-          ops++;
-        } catch (err) {
-          // Deadlocks and unique races between writers are the application's business.
-          const code = (err as { code?: string }).code;
-          if (code !== '40P01' && code !== '23505' && code !== '40001') failures.push(err);
-        }
-      }
-    } finally {
-      await c.end().catch(() => {});
+      });
     }
   });
-  return {
-    get ops() {
-      return ops;
-    },
-    async stop(): Promise<number> {
-      stopping = true;
-      await Promise.all(loops);
-      if (failures.length > 0) throw new Error(`writers failed: ${String(failures[0])}`);
-      return ops;
-    },
-  };
 }
 
 const SIMPLE = (t: string) => `CREATE TABLE public.${t} (id int PRIMARY KEY, v text, n int)`;
@@ -360,9 +290,8 @@ describe('onetimecopy', () => {
     rep.on('copy:progress', (e) => progress.push(e));
     try {
       await rep.install();
-      const writers = startWriters(a.url, 4, ['public.t', 'public.u'], 4000);
-      let stopped = false;
-      try {
+      const writers = startTableWriters(a.url, 4, ['public.t', 'public.u'], 4000);
+      await whileWriting(writers, async () => {
         await sleep(300);
         const r1 = await kick(rep);
         expect(r1.status).toBe('ok');
@@ -374,11 +303,7 @@ describe('onetimecopy', () => {
           await kick(rep);
         }
         expect(writers.ops).toBeGreaterThan(50);
-        await writers.stop();
-        stopped = true;
-      } finally {
-        if (!stopped) await writers.stop().catch(() => {});
-      }
+      });
       await kick(rep);
       for (const table of ['public.t', 'public.u']) {
         const want = await tableContents(a, table);
@@ -516,7 +441,7 @@ describe('keys', () => {
     for (const roles of layouts) {
       const rep = await replicator(dbs, roles, { tables: ['ok', 'nk'] });
       try {
-        const err = await rejection(rep.install());
+        const err = await caught(rep.install());
         expect(isPgferryError(err), describeError(err)).toBe(true);
         expect(err.code, `${JSON.stringify(roles)}: ${describeError(err)}`).toBe('NO_PRIMARY_KEY');
         expect(err.message).toContain('public.nk');
@@ -535,7 +460,7 @@ describe('keys', () => {
       await rep2.install();
       await a.sql(`INSERT INTO later VALUES (1, 'one')`);
       await a.sql(`ALTER TABLE later DROP CONSTRAINT later_pk`);
-      const err = await rejection(rep2.kick('s'));
+      const err = await caught(rep2.kick('s'));
       expect(isPgferryError(err), describeError(err)).toBe(true);
       expect(err.code, describeError(err)).toBe('NO_PRIMARY_KEY');
       expect(err.message).toContain('public.later');

@@ -5,14 +5,14 @@
  * violation on a non-key column fails cleanly or is settled by an onException hook.
  */
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
+import type pg from 'pg';
 import { Replicator, isPgferryError, type Conflict } from '../src/index.js';
-import type { ConflictEvent, ConflictStrategy, ExceptionContext, RowsAppliedEvent, RunResult, SyncConfig } from '../src/index.js';
-import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-type Roles = Record<string, 'source' | 'target' | 'fullcopy'>;
+import type { ConflictEvent, ConflictStrategy, ExceptionContext, RowsAppliedEvent, SyncConfig } from '../src/index.js';
+import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { caught, describeError } from './helpers/errors.js';
+import { record } from './helpers/events.js';
+import { declareSync, kick, type Roles } from './helpers/replicators.js';
+import { sleep } from './helpers/wait.js';
 
 interface Env {
   rep: Replicator;
@@ -41,24 +41,14 @@ async function withSync(
   const db = Object.fromEntries(names.map((n, i) => [n, list[i]!]));
   const client: Record<string, pg.Client> = {};
   const rep = new Replicator();
-  const conflicts: ConflictEvent[] = [];
-  const applied: RowsAppliedEvent[] = [];
-  rep.on('conflict', (e) => conflicts.push(e));
-  rep.on('rows:applied', (e) => applied.push(e));
+  const ev = record(rep, ['conflict', 'rows:applied']);
   try {
-    for (const n of names) {
-      const c = new pg.Client({ connectionString: db[n]!.url });
-      c.on('error', () => {}); // a dropped database at teardown must not crash the worker
-      await c.connect();
-      client[n] = c;
-    }
-    for (const n of names) await rep.addDatabase(n, db[n]!.url);
-    await rep.addSync('s', { autokick: false, ...sync, databases: roles });
+    for (const n of names) client[n] = await connect(db[n]!);
+    await declareSync(rep, list, { ...sync, databases: roles });
     await rep.install();
-    await body({ rep, db, client, names, conflicts, applied });
+    await body({ rep, db, client, names, conflicts: ev.conflicts, applied: ev.applied });
   } finally {
     await rep.stop();
-    for (const c of Object.values(client)) await c.end().catch(() => {});
   }
 }
 
@@ -83,28 +73,6 @@ function pickConflict(e: ConflictEvent) {
 
 function byKey(a: { table: string; key: Record<string, unknown> }, b: { table: string; key: Record<string, unknown> }): number {
   return a.table.localeCompare(b.table) || JSON.stringify(a.key).localeCompare(JSON.stringify(b.key), 'en', { numeric: true });
-}
-
-function errorText(err: unknown): string {
-  return isPgferryError(err) ? `${err.code}: ${err.message}` : String(err);
-}
-
-/** Kicks and fails the test with the library's message when the run fails. */
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return await rep.kick(name);
-  } catch (err) {
-    throw new Error(`kick('${name}') failed: ${errorText(err)}`, { cause: err });
-  }
-}
-
-async function expectRejects(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the kick to reject, but it resolved');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,62 +282,53 @@ describe('multi-master: changes flow between sources', () => {
     const ddl = 'CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, w text)';
     await withSync({ a: 'source', b: 'source', c: 'target' }, ddl, { tables: ['t'] }, async (env) => {
       const writers: pg.Client[] = [];
-      try {
-        for (const src of ['a', 'b']) {
-          for (let i = 0; i < 3; i++) {
-            const cl = new pg.Client({ connectionString: env.db[src]!.url });
-            cl.on('error', () => {});
-            await cl.connect();
-            writers.push(cl);
-          }
-        }
-        let seed = 12345;
-        const rnd = () => {
-          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-          return seed / 4294967296;
-        };
-        const stopAt = Date.now() + 3000;
-        let ops = 0;
-        const work = writers.map(async (cl, w) => {
-          while (Date.now() < stopAt) {
-            const id = 1 + Math.floor(rnd() * 40);
-            const p = rnd();
-            if (p < 0.5) {
-              await cl.query(
-                `INSERT INTO t (id, v, w) VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET v = t.v + 1, w = EXCLUDED.w`,
-                [id, `w${w}`],
-              );
-            } else if (p < 0.8) {
-              await cl.query(`UPDATE t SET v = v + 10, w = $2 WHERE id = $1`, [id, `u${w}`]);
-            } else {
-              await cl.query(`DELETE FROM t WHERE id = $1`, [id]);
-            }
-            ops++;
-            if (ops % 7 === 0) await sleep(1);
-          }
-        });
-        let runs = 0;
-        const kicking = (async () => {
-          while (Date.now() < stopAt) {
-            await kick(env.rep);
-            runs++;
-            await sleep(50);
-          }
-        })();
-        await Promise.all([...work, kicking]);
-        expect(runs).toBeGreaterThan(1);
-        expect(ops).toBeGreaterThan(100);
-
-        const final = await kick(env.rep);
-        expect(final.sync).toBe('s');
-        const rows = await expectConverged(env, 't');
-        expect(rows.length).toBeGreaterThan(0);
-        expect((await kick(env.rep)).status).toBe('empty');
-        expect((await kick(env.rep)).status).toBe('empty');
-        expect(await expectConverged(env, 't')).toEqual(rows);
-      } finally {
-        for (const cl of writers) await cl.end().catch(() => {});
+      for (const src of ['a', 'b']) {
+        for (let i = 0; i < 3; i++) writers.push(await connect(env.db[src]!));
       }
+      let seed = 12345;
+      const rnd = () => {
+        seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+        return seed / 4294967296;
+      };
+      const stopAt = Date.now() + 3000;
+      let ops = 0;
+      const work = writers.map(async (cl, w) => {
+        while (Date.now() < stopAt) {
+          const id = 1 + Math.floor(rnd() * 40);
+          const p = rnd();
+          if (p < 0.5) {
+            await cl.query(
+              `INSERT INTO t (id, v, w) VALUES ($1, 1, $2) ON CONFLICT (id) DO UPDATE SET v = t.v + 1, w = EXCLUDED.w`,
+              [id, `w${w}`],
+            );
+          } else if (p < 0.8) {
+            await cl.query(`UPDATE t SET v = v + 10, w = $2 WHERE id = $1`, [id, `u${w}`]);
+          } else {
+            await cl.query(`DELETE FROM t WHERE id = $1`, [id]);
+          }
+          ops++;
+          if (ops % 7 === 0) await sleep(1);
+        }
+      });
+      let runs = 0;
+      const kicking = (async () => {
+        while (Date.now() < stopAt) {
+          await kick(env.rep);
+          runs++;
+          await sleep(50);
+        }
+      })();
+      await Promise.all([...work, kicking]);
+      expect(runs).toBeGreaterThan(1);
+      expect(ops).toBeGreaterThan(100);
+
+      const final = await kick(env.rep);
+      expect(final.sync).toBe('s');
+      const rows = await expectConverged(env, 't');
+      expect(rows.length).toBeGreaterThan(0);
+      expect((await kick(env.rep)).status).toBe('empty');
+      expect((await kick(env.rep)).status).toBe('empty');
+      expect(await expectConverged(env, 't')).toEqual(rows);
     });
   }, 30_000);
 });
@@ -466,13 +425,13 @@ describe('multi-master: conflict strategies (three sources, one target)', () => 
     await withSync(ROLES3, CASE_DDL, { tables: ['t'], conflictStrategy: 'abort' }, async (env) => {
       await playCases(env, CASES);
       const before = await contentsOf(env, 't');
-      const err = await expectRejects(env.rep.kick('s'));
-      expect(isPgferryError(err), errorText(err)).toBe(true);
+      const err = await caught(env.rep.kick('s'));
+      expect(isPgferryError(err), describeError(err)).toBe(true);
       expect((err as { code: string }).code).toBe('CONFLICT');
       expect((err as Error).message).toContain('public.t');
       expect(await contentsOf(env, 't')).toEqual(before);
       // The changes stay pending: the next kick meets the same conflicts.
-      const again = await expectRejects(env.rep.kick('s'));
+      const again = await caught(env.rep.kick('s'));
       expect((again as { code: string }).code).toBe('CONFLICT');
       expect(await contentsOf(env, 't')).toEqual(before);
     });
@@ -688,15 +647,15 @@ describe('multi-master: unique violation on a non-key column', () => {
     await withSync({ a: 'source', b: 'source', c: 'target' }, DDL, { tables: ['t'] }, async (env) => {
       await writeCollision(env);
       const before = await contentsOf(env, 't');
-      const err = await expectRejects(env.rep.kick('s'));
-      expect(isPgferryError(err), errorText(err)).toBe(true);
+      const err = await caught(env.rep.kick('s'));
+      expect(isPgferryError(err), describeError(err)).toBe(true);
       expect((err as { code: string }).code).toBe('CONSTRAINT_VIOLATION');
       expect((err as Error).message).toContain('t_email_key');
       expect((err as Error).message).toContain('public.t');
       expect(await contentsOf(env, 't')).toEqual(before);
       expect(before.c).toEqual([]);
       // Pending changes are kept: the same failure again, still nothing applied.
-      const again = await expectRejects(env.rep.kick('s'));
+      const again = await caught(env.rep.kick('s'));
       expect((again as { code: string }).code).toBe('CONSTRAINT_VIOLATION');
       expect(await contentsOf(env, 't')).toEqual(before);
     });

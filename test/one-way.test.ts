@@ -3,51 +3,25 @@
  * events have the documented shape, one source feeds two targets, and applying the same batch
  * twice changes nothing.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, PgferryError, type RunResult } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Replicator } from '../src/index.js';
 import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
+import { kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
 
+const replicators = stopReplicatorsAfterEach();
 
-const reps: Replicator[] = [];
-afterEach(async () => {
-  // Runs before the databases are dropped (onTestFinished runs after afterEach).
-  for (const rep of reps.splice(0)) await rep.stop();
-});
-
-function describeError(err: unknown): string {
-  if (isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}
-
-/** Kicks sync `name` and returns its run result (a single sync name gives one result). */
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return (await rep.kick(name)) ;
-  } catch (err) {
-    // Re-throw with the code in the message, so a failing test says why.
-    if (err instanceof PgferryError || isPgferryError(err)) throw new Error(`kick('${name}') failed: ${describeError(err)}`, { cause: err });
-    throw err;
-  }
-}
-
-/**
- * Builds a replicator over `dbs` (first is `a`, the source; the rest `b`, `c`, ... are targets),
- * adds sync `s` over `tables` with autokick off, and installs it.
- */
-async function setup(dbs: TestDb[], tables: string[]): Promise<Replicator> {
-  const rep = new Replicator();
-  reps.push(rep);
-  const names = dbs.map((_, i) => String.fromCharCode('a'.charCodeAt(0) + i));
-  for (let i = 0; i < dbs.length; i++) await rep.addDatabase(names[i]!, dbs[i]!.url);
-  const databases: Record<string, 'source' | 'target'> = {};
-  names.forEach((n, i) => { databases[n] = i === 0 ? 'source' : 'target'; });
-  await rep.addSync('s', { tables, databases, autokick: false });
-  await rep.install();
-  return rep;
-}
+/** A replicator over `dbs` (`a` the source; `b`, `c`, ... targets) with sync `s` over `tables` (autokick off), installed. */
+const setup = (dbs: TestDb[], tables: string[]) => replicators.installed(dbs, { tables });
 
 const T = 'public.t';
 const SCHEMA_T = `CREATE TABLE public.t (id int PRIMARY KEY, v text, n int)`;
+
+/** Two fresh databases with public.t, and a replicator a → b over `tables` (see `setup`). */
+async function pairWithT(tables = ['t']): Promise<{ a: TestDb; b: TestDb; rep: Replicator }> {
+  const [a, b] = await createDatabases(2);
+  await sqlAll([a!, b!], SCHEMA_T);
+  return { a: a!, b: b!, rep: await setup([a!, b!], tables) };
+}
 
 async function expectSame(src: TestDb, dst: TestDb, table = T): Promise<string[]> {
   const want = await tableContents(src, table);
@@ -73,9 +47,7 @@ describe('one-way replication', () => {
   });
 
   it('INSERT, UPDATE and DELETE arrive, with counts in the run result', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['public.t']);
+    const { a, b, rep } = await pairWithT(['public.t']);
 
     for (let i = 1; i <= 10; i++) await a!.sql(`INSERT INTO t VALUES ($1, $2, $3)`, [i, `row ${i}`, i * 10]);
     const r1 = await kick(rep);
@@ -113,9 +85,7 @@ describe('one-way replication', () => {
   });
 
   it('a key-changing UPDATE moves the row: old key gone, new key present', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['t']);
+    const { a, b, rep } = await pairWithT();
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 5) g`);
     await kick(rep);
     expect(await tableContents(b!, T)).toHaveLength(5);
@@ -143,9 +113,7 @@ describe('one-way replication', () => {
   });
 
   it('many changes to one key in one transaction arrive as the final state', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['t']);
+    const { a, b, rep } = await pairWithT();
     await a!.sql(`INSERT INTO t VALUES (1, 'keep', 1), (2, 'gone', 2)`);
     await kick(rep);
 
@@ -197,9 +165,7 @@ describe('one-way replication', () => {
   });
 
   it('multi-row statements on thousands of rows arrive', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['t']);
+    const { a, b, rep } = await pairWithT();
     await a!.sql(`INSERT INTO t SELECT g, md5(g::text), g FROM generate_series(1, 5000) g`);
     const r1 = await kick(rep);
     expect(r1).toMatchObject({ status: 'ok', tables: { [T]: { upserted: 5000, deleted: 0, conflicts: 0 } } });
@@ -304,9 +270,7 @@ describe('one-way replication', () => {
   });
 
   it('emits sync:start, rows:applied after the target committed, and sync:complete with the run result', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['t']);
+    const { a, b, rep } = await pairWithT();
     const starts: any[] = [];
     const completes: any[] = [];
     const applied: any[] = [];
@@ -363,9 +327,7 @@ describe('one-way replication', () => {
   });
 
   it('applying the same batch twice changes nothing', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], SCHEMA_T);
-    const rep = await setup([a!, b!], ['t']);
+    const { a, b, rep } = await pairWithT();
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g, g FROM generate_series(1, 20) g`);
     await kick(rep);
     expect(await tableContents(b!, T)).toHaveLength(20);

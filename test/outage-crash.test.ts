@@ -6,44 +6,21 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import pg from 'pg';
-import { Replicator, isPgferryError, PgferryError } from '../src/index.js';
-import type { SyncErrorEvent, SyncStartEvent, RunResult } from '../src/index.js';
-import { createDatabases, sqlAll, sqlAt, tableChecksum, type TestDb } from './helpers/db.js';
+import type { SyncErrorEvent } from '../src/index.js';
+import { count, createDatabases, sqlAll, sqlAt, tableChecksum, type TestDb } from './helpers/db.js';
+import { describeError } from './helpers/errors.js';
+import { record } from './helpers/events.js';
+import { stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { withDatabase } from '../tools/pg-servers.js';
 import { startRestartableServer } from './fixtures/restartable-pg.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const reps: Replicator[] = [];
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-afterEach(async () => {
-  // Runs before the databases are dropped and the dedicated server destroyed (onTestFinished).
-  // Bounded, so that a run that never ends cannot hold the whole file hostage.
-  for (const rep of reps.splice(0)) await Promise.race([rep.stop({ timeoutMs: 3_000 }), sleep(10_000)]);
-});
-
-function describeError(err: unknown): string {
-  if (err instanceof PgferryError || isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
-}
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 5_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-async function count(db: TestDb | string, table = 'public.t'): Promise<number> {
-  const url = typeof db === 'string' ? db : db.url;
-  const r = await sqlAt<{ n: string }>(url, `SELECT count(*)::text AS n FROM ${table}`);
-  return Number(r[0]!.n);
-}
+// Runs before the databases are dropped and the dedicated server destroyed (onTestFinished).
+const replicators = stopReplicatorsAfterEach();
 
 /** What every other session on a database is doing (for failure messages). */
 async function activity(db: TestDb): Promise<string[]> {
@@ -58,31 +35,41 @@ async function activity(db: TestDb): Promise<string[]> {
 
 const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text, n int)`;
 const T = 'public.t';
+/** Small backoff so background retries happen within a test. */
+const RETRY_FAST = { checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 300 } };
+
+/**
+ * A source database `a` on the shared servers and a target database (its connection string
+ * `bUrl`) on a server of its own that the test can stop and start; public.t in both.
+ */
+async function sourceAndStoppableTarget() {
+  const server = await startRestartableServer();
+  onTestFinished(() => server.destroy());
+  const [a] = await createDatabases(1);
+  await a!.sql(DDL);
+  await sqlAt(server.url, `CREATE DATABASE target`);
+  const bUrl = withDatabase(server.url, 'target');
+  await sqlAt(bUrl, DDL);
+  return { server, a: a!, bUrl };
+}
+
+/** Whether the target holds exactly the rows of public.t that the source holds. */
+async function caughtUp(a: TestDb, bUrl: string): Promise<boolean> {
+  const [x, y] = await Promise.all([tableChecksum(a, T), tableChecksum(bUrl, T)]);
+  return x.count === y.count && x.md5 === y.md5;
+}
+
+/** The last three sync:error events, for a failure message. */
+function lastErrors(errors: SyncErrorEvent[]): string {
+  return errors.map((x) => `${describeError(x.error)} (willRetry ${x.willRetry})`).slice(-3).join(' | ');
+}
 
 describe('outage', () => {
   it('a target server that stops while writes go on is caught up after it restarts, with no kick', async () => {
-    const server = await startRestartableServer();
-    onTestFinished(() => server.destroy());
-    const [a] = await createDatabases(1);
-    await a!.sql(DDL);
-    await sqlAt(server.url, `CREATE DATABASE target`);
-    const bUrl = withDatabase(server.url, 'target');
-    await sqlAt(bUrl, DDL);
+    const { server, a, bUrl } = await sourceAndStoppableTarget();
 
-    const rep = new Replicator({ checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 300 } });
-    reps.push(rep);
-    const starts: SyncStartEvent[] = [];
-    const errors: SyncErrorEvent[] = [];
-    const completes: RunResult[] = [];
-    const fatal: PgferryError[] = [];
-    rep.on('sync:start', (e) => starts.push(e));
-    rep.on('sync:error', (e) => errors.push(e));
-    rep.on('sync:complete', (e) => completes.push(e));
-    rep.on('error', (e) => fatal.push(e));
-    await rep.addDatabase('a', a!.url);
-    await rep.addDatabase('b', bUrl);
-    await rep.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' } });
-    await rep.install();
+    const rep = await replicators.installed([a!, { url: bUrl }], { tables: [T], autokick: true }, RETRY_FAST);
+    const { starts, errors, completes, fatal } = record(rep, ['sync:start', 'sync:error', 'sync:complete', 'error']);
     await rep.start();
 
     // A writer on the source: single-row commits (inserts and some updates) until told to stop.
@@ -106,7 +93,7 @@ describe('outage', () => {
     })();
 
     try {
-      await waitFor('rows arriving before the outage', async () => (await count(bUrl)) > 20, 5_000);
+      await waitFor('rows arriving before the outage', async () => (await count(bUrl)) > 20, { timeoutMs: 5_000, everyMs: 50 });
       const errorsBefore = errors.length;
 
       await server.stop();
@@ -125,16 +112,8 @@ describe('outage', () => {
     const startsBeforeRestart = starts.length;
     await server.start();
     const total = await count(a!);
-    await waitFor(
-      'the target to catch up after the outage',
-      async () => {
-        const [x, y] = await Promise.all([tableChecksum(a!, T), tableChecksum(bUrl, T)]);
-        return x.count === y.count && x.md5 === y.md5;
-      },
-      15_000,
-      100,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}; source rows ${total}; errors: ${errors.map((x) => `${describeError(x.error)} (willRetry ${x.willRetry})`).slice(-3).join(' | ')}`);
+    await waitFor('the target to catch up after the outage', () => caughtUp(a!, bUrl), { timeoutMs: 15_000, everyMs: 100 }).catch((e: Error) => {
+      throw new Error(`${e.message}; source rows ${total}; errors: ${lastErrors(errors)}`);
     });
     expect(await tableChecksum(bUrl, T)).toEqual(await tableChecksum(a!, T));
     expect(fatal).toEqual([]);
@@ -149,13 +128,7 @@ describe('outage', () => {
 
 describe('outage in the middle of a run', () => {
   it('a target server that stops while a run writes to it: the run fails with willRetry, nothing crashes, and it catches up', async () => {
-    const server = await startRestartableServer();
-    onTestFinished(() => server.destroy());
-    const [a] = await createDatabases(1);
-    await a!.sql(DDL);
-    await sqlAt(server.url, `CREATE DATABASE target`);
-    const bUrl = withDatabase(server.url, 'target');
-    await sqlAt(bUrl, DDL);
+    const { server, a, bUrl } = await sourceAndStoppableTarget();
 
     // A connection that drops under a run must reach the run as an error, never as an
     // uncaught exception in the host process.
@@ -164,16 +137,8 @@ describe('outage in the middle of a run', () => {
     process.on('uncaughtException', onUncaught);
     onTestFinished(() => { process.off('uncaughtException', onUncaught); });
 
-    const rep = new Replicator({ checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 300 } });
-    reps.push(rep);
-    const errors: SyncErrorEvent[] = [];
-    const fatal: PgferryError[] = [];
-    rep.on('sync:error', (e) => errors.push(e));
-    rep.on('error', (e) => fatal.push(e));
-    await rep.addDatabase('a', a!.url);
-    await rep.addDatabase('b', bUrl);
-    await rep.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' }, chunkSize: 50_000 });
-    await rep.install();
+    const rep = await replicators.installed([a!, { url: bUrl }], { tables: [T], autokick: true, chunkSize: 50_000 }, RETRY_FAST);
+    const { errors, fatal } = record(rep, ['sync:error', 'error']);
     await a!.sql(`INSERT INTO t SELECT g, md5(g::text), g FROM generate_series(1, 100000) g`);
     await rep.start(); // the catch-up run starts on the backlog
 
@@ -185,25 +150,16 @@ describe('outage in the middle of a run', () => {
           server.url,
           `SELECT count(*)::text AS n FROM pg_stat_activity WHERE datname = 'target' AND application_name = 'pgferry' AND backend_xid IS NOT NULL`,
         ))[0]!.n !== '0',
-      15_000,
-      5,
+      { timeoutMs: 15_000, everyMs: 5 },
     );
     await server.stop();
-    await waitFor('the run to fail', () => errors.length > 0, 10_000);
+    await waitFor('the run to fail', () => errors.length > 0, { timeoutMs: 10_000, everyMs: 50 });
     expect(errors[0]!.willRetry, describeError(errors[0]!.error)).toBe(true);
     await sleep(500);
     await server.start();
 
-    await waitFor(
-      'the target to catch up',
-      async () => {
-        const [x, y] = await Promise.all([tableChecksum(a!, T), tableChecksum(bUrl, T)]);
-        return x.count === y.count && x.md5 === y.md5;
-      },
-      20_000,
-      100,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}; errors: ${errors.map((x) => `${describeError(x.error)} (willRetry ${x.willRetry})`).slice(-3).join(' | ')}`);
+    await waitFor('the target to catch up', () => caughtUp(a!, bUrl), { timeoutMs: 20_000, everyMs: 100 }).catch((e: Error) => {
+      throw new Error(`${e.message}; errors: ${lastErrors(errors)}`);
     });
     expect(errors.every((e) => e.willRetry)).toBe(true);
     expect(fatal).toEqual([]);
@@ -216,12 +172,7 @@ describe('crash', () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
     // Some rows on both sides first, so the backlog has updates and deletes as well as inserts.
-    const first = new Replicator();
-    reps.push(first);
-    await first.addDatabase('a', a!.url);
-    await first.addDatabase('b', b!.url);
-    await first.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' }, autokick: false, chunkSize: 20_000 });
-    await first.install();
+    const first = await replicators.installed([a!, b!], { tables: [T], chunkSize: 20_000 });
     await a!.sql(`INSERT INTO t SELECT g, 'old ' || g, 0 FROM generate_series(1, 20000) g`);
     expect((await first.kick('s')).status).toBe('ok');
     await first.stop();
@@ -254,7 +205,7 @@ describe('crash', () => {
     };
     onTestFinished(kill);
 
-    await waitFor('the child to apply its first chunk', () => out.includes('APPLIED') || child.exitCode !== null, 25_000, 10).catch((e: Error) => {
+    await waitFor('the child to apply its first chunk', () => out.includes('APPLIED') || child.exitCode !== null, { timeoutMs: 25_000, everyMs: 10 }).catch((e: Error) => {
       throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
     });
     kill();
@@ -269,12 +220,7 @@ describe('crash', () => {
     expect(partial).not.toBe(want.count);
 
     // A fresh replicator in this process picks up from the last committed watermark.
-    const rep = new Replicator();
-    reps.push(rep);
-    await rep.addDatabase('a', a!.url);
-    await rep.addDatabase('b', b!.url);
-    await rep.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' }, autokick: false, chunkSize: 20_000 });
-    await rep.install();
+    const rep = await replicators.installed([a!, b!], { tables: [T], chunkSize: 20_000 });
     const r = await rep.kick('s', { timeoutMs: 25_000 }).catch(async (e: unknown) => {
       throw new Error(`${describeError(e)}\nchild stdout:\n${out}\nsessions:\n${(await activity(a!)).join('\n')}\n${(await activity(b!)).join('\n')}`, { cause: e });
     });

@@ -6,25 +6,10 @@
  * names the value each sequence was set to.
  */
 import { describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, type RunResult, type SyncConfig } from '../src/index.js';
+import { Replicator, type SyncConfig } from '../src/index.js';
 import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-type Roles = Record<string, 'source' | 'target' | 'fullcopy'>;
-
-function describeError(err: unknown): string {
-  if (isPgferryError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.stack ?? err.message : String(err);
-}
-
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return await rep.kick(name);
-  } catch (err) {
-    throw new Error(`kick('${name}') failed: ${describeError(err)}`, { cause: err });
-  }
-}
+import { declareSync, kick, type Roles } from './helpers/replicators.js';
+import { sleep } from './helpers/wait.js';
 
 interface Env {
   rep: Replicator;
@@ -40,8 +25,7 @@ async function withSync(roles: Roles, ddl: string, sync: Omit<SyncConfig, 'datab
   const db = Object.fromEntries(names.map((n, i) => [n, list[i]!]));
   const rep = new Replicator();
   try {
-    for (const n of names) await rep.addDatabase(n, db[n]!.url);
-    await rep.addSync('s', { autokick: false, ...sync, databases: roles });
+    await declareSync(rep, list, { ...sync, databases: roles });
     await rep.install();
     await body({ rep, db, names });
   } finally {

@@ -3,36 +3,11 @@
  * and schema/table/column names with capitals, spaces, quotes and non-ASCII replicate.
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Replicator, isPgferryError, PgferryError, type RunResult } from '../src/index.js';
-import { createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
+import { describe, expect, it } from 'vitest';
+import { createDatabases, sqlAll, tableChecksum, tableContents } from './helpers/db.js';
+import { kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
 
-
-const reps: Replicator[] = [];
-afterEach(async () => {
-  for (const rep of reps.splice(0)) await rep.stop();
-});
-
-async function kick(rep: Replicator, name = 's'): Promise<RunResult> {
-  try {
-    return (await rep.kick(name)) ;
-  } catch (err) {
-    if (err instanceof PgferryError || isPgferryError(err)) {
-      throw new Error(`kick('${name}') failed: ${err.code}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
-}
-
-async function setup(a: TestDb, b: TestDb, tables: string[]): Promise<Replicator> {
-  const rep = new Replicator();
-  reps.push(rep);
-  await rep.addDatabase('a', a.url);
-  await rep.addDatabase('b', b.url);
-  await rep.addSync('s', { tables, databases: { a: 'source', b: 'target' }, autokick: false });
-  await rep.install();
-  return rep;
-}
+const replicators = stopReplicatorsAfterEach();
 
 function sortKeys<K extends Record<string, unknown>>(keys: K[]): K[] {
   return [...keys].sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
@@ -86,7 +61,7 @@ describe('types round-trip exactly', () => {
     // The source's identity sequences run ahead: if the target generated its own values, they would differ.
     await a!.sql(`ALTER TABLE t ALTER COLUMN ident RESTART WITH 1000`);
     await a!.sql(`ALTER TABLE idt ALTER COLUMN id RESTART WITH 500`);
-    const rep = await setup(a!, b!, ['public.t', 'public.idt']);
+    const rep = await replicators.installed([a!, b!], { tables: ['public.t', 'public.idt'] });
 
     const bigText = Array.from({ length: 4000 }, (_, i) => `line ${i}\t\\ "q" 'q' ñ ${'x'.repeat(i % 50)}\n`).join('');
     const bigBin = randomBytes(300_000);
@@ -247,7 +222,7 @@ describe('names', () => {
   it('schema, table and column names with capitals, spaces, double quotes and non-ASCII replicate', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], ODD_SCHEMA_DDL);
-    const rep = await setup(a!, b!, [ODD, '"MixedCase"', 'PUBLIC.Lower_T']);
+    const rep = await replicators.installed([a!, b!], { tables: [ODD, '"MixedCase"', 'PUBLIC.Lower_T'] });
     const applied: any[] = [];
     rep.on('rows:applied', (e: any) => { applied.push(e); });
 
@@ -330,7 +305,7 @@ describe('names', () => {
     await sqlAll([a!, b!], `
       CREATE TABLE public.${n1} (id int PRIMARY KEY, v text);
       CREATE TABLE public.${n2} (id int PRIMARY KEY, v text);`);
-    const rep = await setup(a!, b!, [n1, n2]);
+    const rep = await replicators.installed([a!, b!], { tables: [n1, n2] });
     await a!.sql(`INSERT INTO ${n1} SELECT g, 'one' FROM generate_series(1, 3) g`);
     await a!.sql(`INSERT INTO ${n2} SELECT g, 'two' FROM generate_series(1, 5) g`);
     const r = await kick(rep);

@@ -1,5 +1,5 @@
 /**
- * Per-test databases on the shared servers, and helpers to compare contents.
+ * Per-test databases on the shared servers, connections to them, and helpers to compare contents.
  * Every test makes its own databases (fresh names) so files and tests never share state.
  */
 import { randomBytes } from 'node:crypto';
@@ -60,6 +60,18 @@ export async function createDatabases(count: number, opts: { keep?: boolean; sam
   return dbs;
 }
 
+/**
+ * An open connection to `db` for the application's writes in a test (call inside a test); it is
+ * ended when the test finishes.
+ */
+export async function connect(db: TestDb | string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: typeof db === 'string' ? db : db.url });
+  c.on('error', () => {}); // a dropped database at teardown must not crash the worker
+  await c.connect();
+  onTestFinished(() => c.end().catch(() => {}));
+  return c;
+}
+
 /** Runs the same SQL in every database. */
 export async function sqlAll(dbs: TestDb[], text: string): Promise<void> {
   for (const db of dbs) await db.sql(text);
@@ -73,6 +85,13 @@ export async function tableContents(db: TestDb | string, table: string): Promise
   const url = typeof db === 'string' ? db : db.url;
   const rows = await sqlAt<{ r: string }>(url, `SELECT t::text AS r FROM ${table} t`);
   return rows.map((x) => x.r).sort();
+}
+
+/** Number of rows in `table` (SQL, already quoted where needed). */
+export async function count(db: TestDb | string, table = 'public.t'): Promise<number> {
+  const url = typeof db === 'string' ? db : db.url;
+  const rows = await sqlAt<{ n: string }>(url, `SELECT count(*)::text AS n FROM ${table}`);
+  return Number(rows[0]!.n);
 }
 
 /** md5 over the sorted text of every row, plus the row count. */

@@ -1,0 +1,193 @@
+/**
+ * Configuration errors, checked with no server: bad configuration fails at once with
+ * CONFIG_INVALID naming every bad field by its path; unknown names fail with UNKNOWN_DATABASE /
+ * UNKNOWN_SYNC; a bad config never shows its password. Databases are added by connection
+ * string only: adding one connects to nothing (no server listens on port 1 either).
+ */
+import { describe, expect, it } from 'vitest';
+import { Replicator, isPgferryError, PgferryError } from '../../src/index.js';
+import { caught, expectConfigInvalid, expectNoSecret } from '../helpers/errors.js';
+import { stopReplicatorsAfterEach } from '../helpers/replicators.js';
+
+const { create: newReplicator } = stopReplicatorsAfterEach();
+
+/** A connection string to a server that is not there. */
+const nowhere = (db: string) => `postgres://app@127.0.0.1:1/${db}`;
+
+/** A replicator with databases `a` and `b` added. */
+async function twoDatabases(): Promise<Replicator> {
+  const rep = newReplicator();
+  await rep.addDatabase('a', nowhere('a'));
+  await rep.addDatabase('b', nowhere('b'));
+  return rep;
+}
+
+describe('addSync validation', () => {
+  it('rejects an unknown role, naming databases.<name>', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', { tables: ['good'], databases: { a: 'source', b: 'mirror' as 'target' }, autokick: false }),
+    );
+    expectConfigInvalid(err, 'databases.b');
+    expect(err.message).toContain('databases.b');
+
+    // Nothing of the bad sync was kept: the name is unknown, and a good config under it works.
+    await expect(rep.kick('s')).rejects.toMatchObject({ code: 'UNKNOWN_SYNC' });
+    await rep.addSync('s', { tables: ['good'], databases: { a: 'source', b: 'target' }, autokick: false });
+  });
+
+  it('rejects an empty tables list, naming tables', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() => rep.addSync('s', { tables: [], databases: { a: 'source', b: 'target' }, autokick: false }));
+    expectConfigInvalid(err, 'tables');
+  });
+
+  it('rejects a misspelled option, naming it', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', {
+        tables: ['good'],
+        databases: { a: 'source', b: 'target' },
+        autokik: true,
+      } as unknown as Parameters<Replicator['addSync']>[1]),
+    );
+    expectConfigInvalid(err, 'autokik');
+  });
+
+  it('rejects a table entry that is not a string, naming tables.<index>', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', {
+        tables: ['good', 42 as unknown as string],
+        databases: { a: 'source', b: 'target' },
+        autokick: false,
+      }),
+    );
+    expectConfigInvalid(err, 'tables.1');
+  });
+
+  it('rejects a bad onetimecopy value, naming onetimecopy', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', {
+        tables: ['good'],
+        databases: { a: 'source', b: 'target' },
+        onetimecopy: 'sometimes' as 'never',
+        autokick: false,
+      }),
+    );
+    expectConfigInvalid(err, 'onetimecopy');
+  });
+
+  it('rejects a bad conflictStrategy, naming conflictStrategy', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', {
+        tables: ['good'],
+        databases: { a: 'source', b: 'source' },
+        conflictStrategy: 'newest' as 'latest',
+        autokick: false,
+      }),
+    );
+    expectConfigInvalid(err, 'conflictStrategy');
+  });
+
+  it('rejects a sync with no source, naming databases', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', { tables: ['good'], databases: { a: 'target', b: 'target' }, autokick: false }),
+    );
+    expectConfigInvalid(err, 'databases');
+  });
+
+  it('names every bad field at once', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', {
+        tables: [],
+        databases: { a: 'source', b: 'target' },
+        onetimecopy: 'sometimes',
+        autokik: true,
+      } as unknown as Parameters<Replicator['addSync']>[1]),
+    );
+    expectConfigInvalid(err, 'tables', 'onetimecopy', 'autokik');
+  });
+
+  it('rejects a sync naming a database that was never added with UNKNOWN_DATABASE', async () => {
+    const rep = await twoDatabases();
+    const err = await caught(() =>
+      rep.addSync('s', { tables: ['good'], databases: { a: 'source', nowhere_db: 'target' }, autokick: false }),
+    );
+    expect(isPgferryError(err)).toBe(true);
+    expect(err).toBeInstanceOf(PgferryError);
+    expect(err).toMatchObject({ code: 'UNKNOWN_DATABASE' });
+    expect(err.message).toContain('nowhere_db');
+  });
+});
+
+describe('addDatabase validation', () => {
+  it('rejects a port that is not a number, naming port', async () => {
+    const rep = newReplicator();
+    const err = await caught(() =>
+      rep.addDatabase('x', { host: '127.0.0.1', port: 'abc', database: 'shop', user: 'app' } as unknown as string),
+    );
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(err.issues?.some((i) => /(^|\.)port$/.test(i.path)), JSON.stringify(err.issues)).toBe(true);
+    expect(err.message).toMatch(/port/);
+  });
+
+  it('rejects an unknown key, naming it', async () => {
+    const rep = newReplicator();
+    const err = await caught(() =>
+      rep.addDatabase('x', { hots: '127.0.0.1', port: 5432, database: 'shop', user: 'app' } as unknown as string),
+    );
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(err.issues?.some((i) => /(^|\.)hots$/.test(i.path)), JSON.stringify(err.issues)).toBe(true);
+    expect(err.message).toMatch(/hots/);
+  });
+
+  it('rejects a config that is neither a string nor an object', async () => {
+    const rep = newReplicator();
+    const err = await caught(() => rep.addDatabase('x', 42 as unknown as string));
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(isPgferryError(err)).toBe(true);
+  });
+
+  it('rejects a duplicate database name', async () => {
+    const rep = newReplicator();
+    await rep.addDatabase('shopdb', nowhere('shop'));
+    const err = await caught(() => rep.addDatabase('shopdb', nowhere('shop')));
+    expect(err).toBeInstanceOf(PgferryError);
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(err.message).toContain('shopdb');
+  });
+
+  it('never shows the password of a bad config', async () => {
+    const rep = newReplicator();
+    const err = await caught(() =>
+      rep.addDatabase('x', { host: '127.0.0.1', port: 'abc', user: 'app', password: 'sekret-pw', database: 'shop' } as unknown as string),
+    );
+    expect(err).toMatchObject({ code: 'CONFIG_INVALID' });
+    expectNoSecret(err, 'sekret-pw');
+  });
+});
+
+describe('unknown names and error identity', () => {
+  it('kick of an unknown sync rejects UNKNOWN_SYNC naming it', async () => {
+    const rep = newReplicator();
+    const p = rep.kick('nope');
+    await expect(p).rejects.toMatchObject({ code: 'UNKNOWN_SYNC' });
+    await expect(p).rejects.toThrow(/nope/);
+    const err = await caught(() => rep.kick('nope'));
+    expect(isPgferryError(err)).toBe(true);
+    expect(err instanceof PgferryError).toBe(true);
+    expect(err instanceof Error).toBe(true);
+    expect(err.name).toBe('PgferryError');
+  });
+
+  it('isPgferryError is false for other errors', () => {
+    expect(isPgferryError(new Error('x'))).toBe(false);
+    expect(isPgferryError(null)).toBe(false);
+    expect(isPgferryError('CONFIG_INVALID')).toBe(false);
+  });
+});
