@@ -10,38 +10,19 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import pg from 'pg';
-import { PostgresControlStore, Replicator, isPgferryError, type CopyProgressEvent, type SyncConfig, type SyncErrorEvent } from '../src/index.js';
-import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { PostgresControlStore, type Replicator, isPgferryError, type CopyProgressEvent, type SyncConfig } from '../src/index.js';
+import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { record } from './helpers/events.js';
+import { stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { sleep, waitFor } from './helpers/wait.js';
+import { startWriters } from './helpers/writers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-const reps: Replicator[] = [];
-const clients: pg.Client[] = [];
+const replicators = stopReplicatorsAfterEach();
 const children: ChildProcess[] = [];
-afterEach(async () => {
+afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const c of clients.splice(0)) await c.end().catch(() => {});
-  for (const rep of reps.splice(0)) await Promise.race([rep.stop({ timeoutMs: 3_000 }), sleep(10_000)]);
 });
-
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-async function connect(db: TestDb, applicationName?: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: db.url, ...(applicationName && { application_name: applicationName }) });
-  c.on('error', () => {});
-  await c.connect();
-  clients.push(c);
-  return c;
-}
 
 const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0)`;
 const T = 'public.t';
@@ -50,35 +31,20 @@ type Urls = Record<string, string | { connectionString: string; application_name
 
 /** A started-or-not replicator over `urls` with sync `s` on public.t. */
 async function instance(name: string, urls: Urls, sync: Partial<SyncConfig> & Pick<SyncConfig, 'databases'>, opts: { store?: PostgresControlStore } = {}): Promise<Replicator> {
-  const rep = new Replicator({ name, checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 400 }, ...opts });
-  reps.push(rep);
+  const rep = replicators.create({ name, checkIntervalMs: 60_000, retry: { minDelayMs: 50, maxDelayMs: 400 }, ...opts });
   for (const [db, url] of Object.entries(urls)) await rep.addDatabase(db, url);
   await rep.addSync('s', { tables: [T], ...sync });
   return rep;
 }
 
-/** Application writes on hot keys through `n` connections until stopped. */
+/** Application writes on `keys` hot keys through `n` connections until stopped. */
 function hotWriters(db: TestDb, n: number, keys: number) {
-  let running = true;
-  let ops = 0;
-  const loops = Array.from({ length: n }, async (_, w) => {
-    const c = await connect(db);
-    let i = w;
-    while (running) {
-      const id = (i++ * 7919) % keys;
-      await c.query(`INSERT INTO t (id, v, n) VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, n = t.n + 1`, [id, `w${w}-${i}`]);
-      ops++;
-    }
+  let i = 0;
+  return startWriters(db.url, n, async (c) => {
+    i++;
+    const id = (i * 7919) % keys;
+    await c.query(`INSERT INTO t (id, v, n) VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v, n = t.n + 1`, [id, `w-${i}`]);
   });
-  return {
-    get ops() {
-      return ops;
-    },
-    async stop() {
-      running = false;
-      await Promise.all(loops);
-    },
-  };
 }
 
 async function expectEqual(dbs: TestDb[], table = T): Promise<string[]> {
@@ -94,12 +60,8 @@ describe('many instances', () => {
     const roles = { databases: { a: 'source', b: 'target' } as const };
     const rs = await Promise.all(['r1', 'r2', 'r3'].map((n) => instance(n, { a: a.url, b: b.url }, roles)));
     await rs[0]!.install();
-    const errors: SyncErrorEvent[] = [];
-    for (const r of rs) {
-      r.on('sync:error', (e) => errors.push(e));
-      r.on('error', (e) => errors.push({ sync: 's', runId: '?', error: e, willRetry: false }));
-      await r.start();
-    }
+    const events = rs.map((r) => record(r, ['sync:error', 'error']));
+    for (const r of rs) await r.start();
     const writers = hotWriters(a, 3, 200);
     let kicks = 0;
     const rejected: unknown[] = [];
@@ -119,7 +81,7 @@ describe('many instances', () => {
     expect(rejected.map((e) => (isPgferryError(e) ? `${e.code}: ${e.message}` : String(e)))).toEqual([]);
     expect(kicks).toBeGreaterThan(10);
     await rs[1]!.kick('s');
-    expect(errors.map((e) => `${e.error.code}: ${e.error.message}`)).toEqual([]);
+    for (const ev of events) expect([...ev.errors.map((e) => `${e.error.code}: ${e.error.message}`), ...ev.fatal.map((e) => e.message)]).toEqual([]);
     expect((await expectEqual([a, b])).length).toBe(200);
   });
 
@@ -150,7 +112,7 @@ describe('many instances', () => {
     await holder.stop();
     const t0 = Date.now();
     const rest = rs.filter((r) => r !== holder);
-    await waitFor('a new holder', () => rest.some((r) => r.status().syncs[0]!.owner === r.name));
+    await waitFor('a new holder', () => rest.some((r) => r.status().syncs[0]!.owner === r.name), { timeoutMs: 15_000 });
     expect(Date.now() - t0).toBeLessThan(10_000);
     await a.sql(`INSERT INTO t (id, v) VALUES (2, 'two')`);
     await waitFor('the second row on the target', async () => (await b.sql(`SELECT 1 FROM t WHERE id = 2`)).length === 1);
@@ -163,11 +125,8 @@ describe('many instances', () => {
     const roles = { databases: { a: 'source', b: 'source' } as const, conflictStrategy: 'latest' as const };
     const rs = await Promise.all(['m1', 'm2'].map((n) => instance(n, { a: a.url, b: b.url }, roles)));
     await rs[0]!.install();
-    const errors: SyncErrorEvent[] = [];
-    for (const r of rs) {
-      r.on('sync:error', (e) => errors.push(e));
-      await r.start();
-    }
+    const events = rs.map((r) => record(r, ['sync:error']));
+    for (const r of rs) await r.start();
     const wa = hotWriters(a, 2, 100);
     const wb = hotWriters(b, 2, 100);
     const until = Date.now() + 2_500;
@@ -176,7 +135,7 @@ describe('many instances', () => {
     await wb.stop();
     await rs[0]!.kick('s');
     await rs[1]!.kick('s');
-    expect(errors.filter((e) => !e.willRetry).map((e) => `${e.error.code}: ${e.error.message}`)).toEqual([]);
+    for (const ev of events) expect(ev.errors.filter((e) => !e.willRetry).map((e) => `${e.error.code}: ${e.error.message}`)).toEqual([]);
     expect((await expectEqual([a, b])).length).toBe(100);
   });
 
@@ -282,7 +241,7 @@ describe('many instances', () => {
     };
     const names = ['p1', 'p2', 'p3'];
     const procs = new Map(names.map((n) => [n, spawnInstance(n)]));
-    await waitFor('three instances ready', () => events.filter((e) => e.event === 'ready').length === 3, 30_000);
+    await waitFor('three instances ready', () => events.filter((e) => e.event === 'ready').length === 3, { timeoutMs: 30_000 });
 
     /** The instance holding sync s, read from the server's locks. */
     const holderName = async (): Promise<string | null> => {
@@ -296,14 +255,14 @@ describe('many instances', () => {
     expect(names).toContain(first);
 
     const writers = hotWriters(a, 3, 200);
-    await waitFor('the holder applying rows', () => events.some((e) => e.event === 'sync:complete' && e.name === first && (e.rows as number) > 0), 10_000);
+    await waitFor('the holder applying rows', () => events.some((e) => e.event === 'sync:complete' && e.name === first && (e.rows as number) > 0), { timeoutMs: 10_000 });
     await sleep(500); // writes go on, runs follow them
     procs.get(first!)!.kill('SIGKILL');
     const killedAt = Date.now();
     await waitFor('another instance holding the sync', async () => {
       const h = await holderName();
       return h !== null && h !== first;
-    });
+    }, { timeoutMs: 15_000 });
     const takeoverMs = Date.now() - killedAt;
     await sleep(1_000); // writes go on under the new holder
     await writers.stop();
@@ -313,14 +272,14 @@ describe('many instances', () => {
     await waitFor('the target equal to the source', async () => {
       const [x, y] = await Promise.all([tableContents(a, T), tableContents(b, T)]);
       return JSON.stringify(x) === JSON.stringify(y);
-    }, 15_000, 100);
+    }, { timeoutMs: 15_000, everyMs: 100 });
     expect(takeoverMs).toBeLessThan(10_000);
     const survivors = names.filter((n) => n !== first);
     const failures = events.filter((e) => survivors.includes(e.name as string) && (e.event === 'sync:error' || e.event === 'error'));
     expect(failures).toEqual([]);
     expect(events.some((e) => survivors.includes(e.name as string) && e.event === 'sync:complete' && (e.rows as number) > 0)).toBe(true);
     for (const n of survivors) procs.get(n)!.kill('SIGTERM');
-    await waitFor('survivors stopped', () => survivors.every((n) => events.some((e) => e.event === 'stopped' && e.name === n)), 15_000);
+    await waitFor('survivors stopped', () => survivors.every((n) => events.some((e) => e.event === 'stopped' && e.name === n)), { timeoutMs: 15_000 });
     expect((await expectEqual([a, b])).length).toBe(200);
   });
 });

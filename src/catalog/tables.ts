@@ -112,7 +112,7 @@ export function orderByDependencies<T extends { name: string; schema: string; re
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (t: T): void => {
     const n = displayName(t);
-    if (state.get(n)) return; // done, or a cycle: keep the configured order
+    if (state.get(n)) return; // done, or a cycle (no order satisfies both sides of one)
     state.set(n, 'visiting');
     for (const r of t.references) {
       const dep = byName.get(r);

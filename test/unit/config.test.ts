@@ -191,3 +191,21 @@ describe('unknown names and error identity', () => {
     expect(isPgferryError('CONFIG_INVALID')).toBe(false);
   });
 });
+
+describe('replicator and kick options', () => {
+  it('rejects a library schema or instance name that cannot be a name, naming the field', async () => {
+    expectConfigInvalid(await caught(() => new Replicator({ schema: 'bad\0schema' })), 'schema');
+    expectConfigInvalid(await caught(() => new Replicator({ name: '' })), 'name');
+    expectConfigInvalid(await caught(() => new Replicator({ name: 'x'.repeat(51) })), 'name');
+    expect(new Replicator({ name: 'replica-1' }).name).toBe('replica-1');
+    expect(new Replicator().name).toMatch(/^.+:\d+$/);
+  });
+
+  it('rejects kick options that are not known, naming them, before anything runs', async () => {
+    const rep = await twoDatabases();
+    await rep.addSync('s', { tables: ['good'], databases: { a: 'source', b: 'target' }, autokick: false });
+    expectConfigInvalid(await caught(() => rep.kick('s', { onetimecopy: 'sometimes' as 'always' })), 'onetimecopy');
+    expectConfigInvalid(await caught(() => rep.kick('s', { timeoutMs: -1 })), 'timeoutMs');
+    expectConfigInvalid(await caught(() => rep.kick('s', { timout: 5 } as never)), 'timout');
+  });
+});

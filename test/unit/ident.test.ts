@@ -3,7 +3,8 @@
  * name safe in SQL text and reads back as the same name.
  */
 import { describe, expect, it } from 'vitest';
-import { displayName, ident, identList, parseQualifiedName, qualified, shortHash } from '../../src/sql/ident.js';
+import { parseQualifiedName } from '../../src/config.js';
+import { displayName, ident, identList, qualified, shortHash } from '../../src/sql/ident.js';
 import { caught, expectConfigInvalid } from '../helpers/errors.js';
 
 describe('parseQualifiedName', () => {
@@ -70,8 +71,9 @@ describe('ident, qualified, identList, displayName', () => {
     expect(ident(name)).toBe(sql);
   });
 
-  it('refuses a name with a NUL byte (CONFIG_INVALID)', async () => {
-    const err = await caught(() => ident('bad\0name'));
+  it('refuses a name with a NUL byte: configuration says CONFIG_INVALID, ident() never gets one', async () => {
+    expect(() => ident('bad\0name')).toThrow(TypeError);
+    const err = await caught(() => parseQualifiedName('bad\0name'));
     expect(err).toMatchObject({ name: 'PgferryError', code: 'CONFIG_INVALID' });
   });
 

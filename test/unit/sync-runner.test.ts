@@ -27,7 +27,7 @@ function fakeRunner() {
   const events: string[] = [];
   const errors: { error: PgferryError; willRetry: boolean; retryInMs?: number }[] = [];
   const hooks: RunnerHooks = {
-    run: (runId, reason) =>
+    run: ({ runId, reason }) =>
       new Promise<RunResult>((resolve, reject) => {
         runs.push({
           runId,
@@ -40,7 +40,9 @@ function fakeRunner() {
           fail: reject,
         });
       }),
-    onStart: (_, reason) => events.push(`start:${reason}`),
+    onStart: ({ reason }) => {
+      events.push(`start:${reason}`);
+    },
     onComplete: (r) => events.push(`complete:${r.reason}`),
     onError: (_, error, willRetry, retryInMs) => {
       events.push(`error:${error.code}:${willRetry}`);

@@ -71,7 +71,7 @@ describe('orderByDependencies', () => {
 });
 
 describe('copiedColumns', () => {
-  const col = (name: string, more: Partial<ColumnInfo> = {}): ColumnInfo => ({ name, type: 'text', notNull: false, generated: false, identity: '', ...more });
+  const col = (name: string, more: Partial<ColumnInfo> = {}): ColumnInfo => ({ name, type: 'text', typeOid: 25, elemOid: 0, notNull: false, generated: false, identity: '', ...more });
   const table = (columns: ColumnInfo[]): TableInfo => ({ schema: 'public', name: 't', kind: 'table', oid: 1, columns, key: ['id'], references: [] });
 
   it('every column in table order except stored generated ones; identity columns travel', () => {
