@@ -47,6 +47,15 @@ function hotWriters(db: TestDb, n: number, keys: number) {
   });
 }
 
+/** Databases a and b with table t, and one replicator per name over them with sync `s`, installed. */
+async function cluster(names: string[], sync: Partial<SyncConfig> & Pick<SyncConfig, 'databases'>): Promise<{ a: TestDb; b: TestDb; rs: Replicator[] }> {
+  const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+  await sqlAll([a, b], DDL);
+  const rs = await Promise.all(names.map((n) => instance(n, { a: a.url, b: b.url }, sync)));
+  await rs[0]!.install();
+  return { a, b, rs };
+}
+
 async function expectEqual(dbs: TestDb[], table = T): Promise<string[]> {
   const want = await tableContents(dbs[0]!, table);
   for (const db of dbs.slice(1)) expect(await tableContents(db, table)).toEqual(want);
@@ -55,11 +64,7 @@ async function expectEqual(dbs: TestDb[], table = T): Promise<string[]> {
 
 describe('many instances', () => {
   it('kicks from three replicators at once all resolve, with no sync:error, and the target converges', async () => {
-    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
-    await sqlAll([a, b], DDL);
-    const roles = { databases: { a: 'source', b: 'target' } as const };
-    const rs = await Promise.all(['r1', 'r2', 'r3'].map((n) => instance(n, { a: a.url, b: b.url }, roles)));
-    await rs[0]!.install();
+    const { a, b, rs } = await cluster(['r1', 'r2', 'r3'], { databases: { a: 'source', b: 'target' } });
     const events = rs.map((r) => record(r, ['sync:error', 'error']));
     for (const r of rs) await r.start();
     const writers = hotWriters(a, 3, 200);
@@ -86,11 +91,7 @@ describe('many instances', () => {
   });
 
   it('one commit with three started instances leads to one run, in the instance that holds the sync; another takes over when it stops', async () => {
-    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
-    await sqlAll([a, b], DDL);
-    const roles = { databases: { a: 'source', b: 'target' } as const };
-    const rs = await Promise.all(['r1', 'r2', 'r3'].map((n) => instance(n, { a: a.url, b: b.url }, roles)));
-    await rs[0]!.install();
+    const { a, b, rs } = await cluster(['r1', 'r2', 'r3'], { databases: { a: 'source', b: 'target' } });
     const starts = new Map<string, string[]>(rs.map((r) => [r.name, []]));
     for (const r of rs) {
       r.on('sync:start', (e) => starts.get(r.name)!.push(e.reason));
@@ -120,11 +121,7 @@ describe('many instances', () => {
   });
 
   it('multi-master with two started instances and writers on both sources converges', async () => {
-    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
-    await sqlAll([a, b], DDL);
-    const roles = { databases: { a: 'source', b: 'source' } as const, conflictStrategy: 'latest' as const };
-    const rs = await Promise.all(['m1', 'm2'].map((n) => instance(n, { a: a.url, b: b.url }, roles)));
-    await rs[0]!.install();
+    const { a, b, rs } = await cluster(['m1', 'm2'], { databases: { a: 'source', b: 'source' }, conflictStrategy: 'latest' });
     const events = rs.map((r) => record(r, ['sync:error']));
     for (const r of rs) await r.start();
     const wa = hotWriters(a, 2, 100);
