@@ -88,7 +88,7 @@ export async function stageRows(source: Session, receiver: Session, t: TableInfo
   const where = range ? `WHERE ${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}` : '';
   const src = literal(source.name);
   const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${select}
-                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, 't', 'k')} ${where}) TO STDOUT`;
+                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
   const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
   return pipeCopy(source, receiver, out, into);
 }
@@ -107,11 +107,12 @@ export async function stageObjects(receiver: Session, t: TableInfo, temp: TempNa
   );
 }
 
+/** A row as JSON that json_populate_recordset reads back exactly: bytea as hex, NaN and ±Infinity as text. */
 function toJsonRow(row: Record<string, unknown>, columns: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const c of columns) {
     const v = row[c];
-    out[c] = Buffer.isBuffer(v) ? '\\x' + v.toString('hex') : v;
+    out[c] = Buffer.isBuffer(v) ? '\\x' + v.toString('hex') : typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
   }
   return out;
 }
@@ -123,7 +124,7 @@ function toJsonRow(row: Record<string, unknown>, columns: string[]): Record<stri
 export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNames): Promise<Map<string, { present: number; absent: number }>> {
   const r = await receiver.query<{ src: string; present: string; absent: string }>(
     `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
-            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t.key, 'd', 's')})) AS absent
+            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t.key, t.keyOps, 'd', 's')})) AS absent
        FROM pg_temp.${ident(temp.staging)} s GROUP BY 1`,
   );
   return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
@@ -137,7 +138,7 @@ export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNa
 export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames): Promise<void> {
   const st = `pg_temp.${ident(temp.staging)}`;
   await receiver.query(
-    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${keyJoin(t.key, 'd', 's')})`,
+    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${keyJoin(t.key, t.keyOps, 'd', 's')})`,
     [receiver.name],
   );
   await receiver.query(`DELETE FROM ${st} WHERE ${SOURCE} = $1`, [receiver.name]);
@@ -196,7 +197,7 @@ export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNa
     temp,
     false,
     (filter) => [
-      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${keyJoin(t.key, 'd', 's')}
+      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}
        ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     ],
     wantKeys,
@@ -215,7 +216,7 @@ export async function applyUpserts(receiver: Session, t: TableInfo, temp: TempNa
   const onConflict = settable.length
     ? `DO UPDATE SET ${settable.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')}`
     : 'DO NOTHING';
-  const match = keyJoin(t.key, 'd', 's');
+  const match = keyJoin(t.key, t.keyOps, 'd', 's');
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
   // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
   // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears

@@ -52,7 +52,7 @@ export async function copyTable(
       if (polling) return;
       polling = true;
       progress.db
-        .query<{ n: string }>(`SELECT tuples_processed::text AS n FROM pg_stat_progress_copy WHERE pid = $1`, [pid])
+        .query<{ n: string }>(`SELECT tuples_processed::text AS n FROM pg_catalog.pg_stat_progress_copy WHERE pid OPERATOR(pg_catalog.=) $1`, [pid])
         .then((r) => {
           if (r[0]) progress.report({ rows: Number(r[0].n), done: false });
         })

@@ -1,18 +1,19 @@
 /**
  * Installs and removes capture in a source database: the library schema (by migrations),
- * one delta table per table, and the capture triggers. Idempotent: what exists is kept.
+ * one delta table per table, and the capture triggers (their DDL is in ddl.ts). Idempotent:
+ * what exists is kept, and brought up to date.
  *
- * Capture records keys, not rows. Statement-level AFTER triggers with transition tables write
- * one INSERT ... SELECT per statement; the delta row carries the key columns in their own
- * types, the writing transaction id (xid8), the capture time, the sync that applied the change
- * (NULL for an application's write) and the database where it was first written.
+ * A delta row carries the key columns in their own types, the writing transaction id (xid8),
+ * the capture time, the sync that applied the change (NULL for an application's write) and the
+ * database where it was first written.
  */
 import createDebug from 'debug';
 import type pg from 'pg';
 import { PgferryError } from '../errors.js';
-import { relationExists, type TableInfo } from '../catalog/tables.js';
-import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
-import { APPLIED_BY_SETTING, ORIGIN_SETTING, TRIGGER_SUFFIXES, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
+import { readTable, relationExists, type TableInfo } from '../catalog/tables.js';
+import { displayName, ident, qualified } from '../sql/ident.js';
+import { TRIGGER_SUFFIXES, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
+import { CAPTURE_VERSION, captureFunctionSql, captureSql, keyColumnType, ownershipSql, triggersSql } from './ddl.js';
 import { LATEST_VERSION, migrations } from './migrations.js';
 
 const debug = createDebug('pgferry:install');
@@ -51,69 +52,20 @@ export async function migrate(c: Queryable, schema: string, database: string): P
   }
 }
 
-/** DDL that captures one table (for review with `installSql()`, and for install). */
-export function captureSql(schema: string, t: TableInfo): string[] {
-  const s = ident(schema);
-  const delta = `${s}.${ident(deltaTableName(t))}`;
-  const fn = `${s}.${ident(captureFunctionName(t))}`;
-  const keyCols = t.key.map((k) => {
-    const col = t.columns.find((c) => c.name === k)!;
-    return `${ident(k)} ${col.type} NOT NULL`;
-  });
-  const keys = identList(t.key);
-  const keyMatch = keyJoin(t.key, 'n', 'o');
-  const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
-  return [
-    `CREATE TABLE ${delta} (
-  ${keyCols.join(',\n  ')},
-  txid xid8 NOT NULL,
-  changed_at timestamptz NOT NULL,
-  applied_by text,
-  origin text
-)`,
-    // SECURITY DEFINER so writers need no rights on the delta table. No SET search_path
-    // clause (it costs a settings save and restore on every call): every name below is
-    // schema-qualified, and pg_catalog is searched before anything else.
-    `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $pgferry$
-DECLARE
-  pgferry_xid xid8 := pg_catalog.pg_current_xact_id();
-  pgferry_at timestamptz := pg_catalog.clock_timestamp();
-  pgferry_by text := NULLIF(pg_catalog.current_setting('${APPLIED_BY_SETTING}', true), '');
-  pgferry_origin text := NULLIF(pg_catalog.current_setting('${ORIGIN_SETTING}', true), '');
-BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin) SELECT ${keys}, ${meta} FROM new_rows;
-  ELSIF TG_OP = 'UPDATE' THEN
-    -- New keys, plus old keys that an UPDATE changed (the row moved away from them).
-    INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)
-      SELECT ${keys}, ${meta} FROM new_rows
-      UNION ALL
-      SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE ${keyMatch});
-  ELSE
-    INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin) SELECT ${keys}, ${meta} FROM old_rows;
-  END IF;
-  PERFORM pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))});
-  RETURN NULL;
-END
-$pgferry$`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_ins'))} AFTER INSERT ON ${qualified(t)} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_upd'))} AFTER UPDATE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_del'))} AFTER DELETE ON ${qualified(t)} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_trunc'))} AFTER TRUNCATE ON ${qualified(t)} FOR EACH STATEMENT EXECUTE FUNCTION ${s}.capture_truncate(${literal(schema)})`,
-  ];
-}
-
 /**
  * Captures `tables` for `sync` in one database. Call inside a transaction. Tables already
- * captured with the same key are kept as they are (their pending deltas too).
+ * captured with the same key are kept (their pending deltas too); their capture is brought
+ * up to date: the current function and triggers, and key columns of the delta table widened
+ * to the table's key types.
  */
 export async function installCapture(c: Queryable, schema: string, database: string, sync: string, tables: TableInfo[]): Promise<void> {
   await migrate(c, schema, database);
   const s = ident(schema);
+  const me = (await c.query<{ u: string }>(`SELECT current_user::text AS u`)).rows[0]!.u;
   for (const t of tables) {
     if (t.kind !== 'table') continue;
-    const existing = await c.query<{ key_columns: string[] }>(
-      `SELECT key_columns FROM ${s}.captured WHERE table_schema = $1 AND table_name = $2`,
+    const existing = await c.query<{ key_columns: string[]; capture_version: number; key_types: string[] | null }>(
+      `SELECT key_columns, capture_version, key_types FROM ${s}.captured WHERE table_schema = $1 AND table_name = $2`,
       [t.schema, t.name],
     );
     const have = existing.rows[0];
@@ -124,19 +76,73 @@ export async function installCapture(c: Queryable, schema: string, database: str
         { database, table: displayName(t) },
       );
     }
+    const keyTypes = t.key.map((k) => keyColumnType(t, k));
     if (!have) {
       debug('%s: capturing %s', database, displayName(t));
       for (const stmt of captureSql(schema, t)) await c.query(stmt);
       await c.query(
-        `INSERT INTO ${s}.captured (table_schema, table_name, delta_table, key_columns) VALUES ($1, $2, $3, $4)`,
-        [t.schema, t.name, deltaTableName(t), t.key],
+        `INSERT INTO ${s}.captured (table_schema, table_name, delta_table, key_columns, capture_version, key_types) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [t.schema, t.name, deltaTableName(t), t.key, CAPTURE_VERSION, keyTypes],
       );
+    } else {
+      if (have.capture_version < CAPTURE_VERSION) await upgradeCapture(c, schema, database, t);
+      if ((have.key_types ?? []).join('\0') !== keyTypes.join('\0')) await alignDeltaKeys(c, schema, database, t);
+      await c.query(`UPDATE ${s}.captured SET capture_version = $3, key_types = $4 WHERE table_schema = $1 AND table_name = $2`, [
+        t.schema,
+        t.name,
+        CAPTURE_VERSION,
+        keyTypes,
+      ]);
     }
+    await handOver(c, schema, database, t, me);
     await c.query(
       `INSERT INTO ${s}.sync_tables (sync, table_schema, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
       [sync, t.schema, t.name],
     );
   }
+  // 0.1's TRUNCATE trigger function, shared by every table and owned by the installer, goes
+  // once no table uses it.
+  const old = await c.query(`SELECT 1 FROM ${s}.captured WHERE capture_version < 2 LIMIT 1`);
+  if (!old.rowCount) await c.query(`DROP FUNCTION IF EXISTS ${s}.capture_truncate()`);
+}
+
+/** Replaces an older capture function and its TRUNCATE trigger with the current ones. */
+async function upgradeCapture(c: Queryable, schema: string, database: string, t: TableInfo): Promise<void> {
+  debug('%s: upgrading the capture of %s', database, displayName(t));
+  await c.query(captureFunctionSql(schema, t));
+  await c.query(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema, '_trunc'))} ON ${qualified(t)}`);
+  await c.query(triggersSql(schema, t)[3]!);
+}
+
+/** Gives the capture function to the table's owner when it is not the installer (invariant 10). */
+async function handOver(c: Queryable, schema: string, database: string, t: TableInfo, installer: string): Promise<void> {
+  if (t.owner === installer) return;
+  if (!t.ownedByMe) {
+    debug('%s: %s belongs to %s, of which %s is not a member: its capture function stays with the installer', database, displayName(t), t.owner, installer);
+    return;
+  }
+  const r = await c.query<{ create: boolean }>(`SELECT pg_catalog.has_schema_privilege($1, $2, 'CREATE') AS create`, [t.owner, schema]);
+  for (const stmt of ownershipSql(schema, t, r.rows[0]!.create)) await c.query(stmt);
+}
+
+/**
+ * Makes the delta table's key columns the table's key types again (after e.g. an int key was
+ * widened to bigint), so that the capture of a new value cannot fail. Pending deltas are kept.
+ */
+async function alignDeltaKeys(c: Queryable, schema: string, database: string, t: TableInfo): Promise<void> {
+  const delta = await readTable(c, { schema, name: deltaTableName(t) });
+  if (!delta) return;
+  const changes = t.key.filter((k) => {
+    const want = t.columns.find((x) => x.name === k)!;
+    const have = delta.columns.find((x) => x.name === k);
+    return !have || have.type !== want.type || have.collation !== want.collation;
+  });
+  if (changes.length === 0) return;
+  debug('%s: delta table of %s gets key types %s', database, displayName(t), changes.map((k) => keyColumnType(t, k)).join(', '));
+  await c.query(
+    `ALTER TABLE ${ident(schema)}.${ident(deltaTableName(t))} ` +
+      changes.map((k) => `ALTER COLUMN ${ident(k)} TYPE ${keyColumnType(t, k)} USING ${ident(k)}::${t.columns.find((x) => x.name === k)!.type}`).join(', '),
+  );
 }
 
 async function dropCapture(c: Queryable, schema: string, t: { table_schema: string; table_name: string; delta_table: string }): Promise<void> {

@@ -8,7 +8,8 @@ import type { Database } from '../db/database.js';
 import { PgferryError } from '../errors.js';
 import { isIncremental, namesWithRole, type SyncPlan } from '../plan.js';
 import { displayName } from '../sql/ident.js';
-import { captureSql, installCapture, migrate, uninstallCapture } from './install.js';
+import { captureSql } from './ddl.js';
+import { installCapture, migrate, uninstallCapture } from './install.js';
 
 export class Installer {
   readonly #dbs: ReadonlyMap<string, Database>;
@@ -65,7 +66,7 @@ export class Installer {
     const incremental = isIncremental(plan);
     for (const { name, role } of plan.databases) {
       if (role !== 'source') continue;
-      const infos = await this.#dbs.get(name)!.withClient(async (client) => {
+      const infos = await this.#dbs.get(name)!.transaction(async (client) => {
         const list: TableInfo[] = [];
         for (const rel of plan.relations) {
           const t = await requireTable(client, rel, name);

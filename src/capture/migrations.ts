@@ -107,6 +107,31 @@ CREATE TABLE ${s}.fences (
 );`;
     },
   },
+  {
+    version: 4,
+    description: 'capture owned by table owners; key types and capture versions; watermarks know their server',
+    sql: (schema) => {
+      const s = ident(schema);
+      return `
+-- Which version of the capture function and triggers each table has (see capture/ddl.ts),
+-- and the key column types its delta table was made for.
+ALTER TABLE ${s}.captured ADD COLUMN capture_version integer NOT NULL DEFAULT 1;
+ALTER TABLE ${s}.captured ADD COLUMN key_types text[];
+
+-- The server (pg_control_system().system_identifier) whose transaction ids a watermark
+-- counts: a watermark restored onto another server is not trusted.
+ALTER TABLE ${s}.watermark ADD COLUMN system_id bigint;
+
+-- Capture functions run as the owners of their tables; each may record TRUNCATEs of the
+-- tables its role owns, and only those.
+ALTER TABLE ${s}.truncates ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_tables ON ${s}.truncates FOR INSERT WITH CHECK (
+  pg_catalog.pg_has_role(
+    (SELECT c.relowner FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname OPERATOR(pg_catalog.=) table_schema AND c.relname OPERATOR(pg_catalog.=) table_name),
+    'USAGE'));`;
+    },
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

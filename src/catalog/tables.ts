@@ -14,6 +14,10 @@ export interface ColumnInfo {
   /** The type's OID, and its element type's OID for arrays (0 otherwise). */
   typeOid: number;
   elemOid: number;
+  /** `COLLATE` clause for a collation other than the type's default (quoted, qualified), else null. */
+  collation: string | null;
+  /** False for a nondeterministic collation (values can be equal yet differ in bytes). */
+  deterministic: boolean;
   notNull: boolean;
   /** Stored generated column: computed by each database, never copied. */
   generated: boolean;
@@ -21,74 +25,120 @@ export interface ColumnInfo {
   identity: '' | 'a' | 'd';
 }
 
+/** A foreign key of a table onto another table. */
+export interface ForeignKey {
+  /** The referenced table's display name. */
+  table: string;
+  /** Columns of this table, and the referenced columns they match, in order. */
+  columns: string[];
+  refColumns: string[];
+}
+
 export interface TableInfo extends QualifiedName {
   kind: 'table' | 'sequence';
   oid: number;
+  /** The owning role. */
+  owner: string;
+  /** Whether the role reading the catalog is the owner or a member of it. */
+  ownedByMe: boolean;
   /** Every column in table order (generated ones included). */
   columns: ColumnInfo[];
   /** Key columns (primary key, else a non-null unique index), in index order; empty when none. */
   key: string[];
+  /**
+   * The key index's equality operator for each key column, as `OPERATOR(schema.=)`: what
+   * "same key" means for this table (citext, numeric scale and collations included).
+   */
+  keyOps: string[];
   /** Tables (by display name) this one references through foreign keys. */
   references: string[];
+  foreignKeys: ForeignKey[];
 }
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
+interface TableRow {
+  oid: number;
+  relkind: string;
+  owner: string;
+  mine: boolean;
+  columns: { name: string; type: string; oid: number; elem: number; coll: string | null; det: boolean; notnull: boolean; generated: string; identity: string }[] | null;
+  key: { col: string; op: string }[] | null;
+  fks: { schema: string; name: string; cols: string[]; refcols: string[] }[] | null;
+}
+
 /** Looks a table or sequence up (one round trip); null when it does not exist. */
 export async function readTable(db: Queryable, q: QualifiedName): Promise<TableInfo | null> {
   // Key: the primary key, else the unique, non-partial, plain-column index with the fewest
-  // columns, all NOT NULL.
-  const r = await db.query<{
-    oid: number;
-    relkind: string;
-    columns: { name: string; type: string; oid: number; elem: number; notnull: boolean; generated: string; identity: string }[] | null;
-    key: string[] | null;
-    refs: { schema: string; name: string }[] | null;
-  }>(
-    `SELECT c.oid::int AS oid, c.relkind::text AS relkind,
+  // columns, all NOT NULL; with the btree equality operator of each column's operator class.
+  const r = await db.query<TableRow>(
+    `SELECT c.oid::int AS oid, c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
+            pg_catalog.pg_has_role(c.relowner, 'MEMBER') AS mine,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
                                                'oid', a.atttypid::int, 'elem', coalesce(ty.typelem, 0)::int,
+                                               'coll', CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
+                                                            THEN pg_catalog.format('%I.%I', cn.nspname, co.collname) END,
+                                               'det', coalesce(co.collisdeterministic, true),
                                                'notnull', a.attnotnull, 'generated', a.attgenerated::text,
                                                'identity', a.attidentity::text) ORDER BY a.attnum)
                FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+               LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+               LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
-            (SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                            JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                           ORDER BY k.ord)::text[]
-               FROM pg_catalog.pg_index i
+            (SELECT (SELECT json_agg(json_build_object('col', a.attname,
+                                                       'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname)) ORDER BY k.ord)
+                       FROM unnest(i.indkey::int2[], i.indclass::oid[]) WITH ORDINALITY AS k(attnum, opclass, ord)
+                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                       JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
+                       JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype
+                                                 AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
+                                                 AND ao.amopmethod = oc.opcmethod
+                       JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
+                       JOIN pg_catalog.pg_namespace opn ON opn.oid = op.oprnamespace)
+               FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
               WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indimmediate
                 AND i.indpred IS NULL AND i.indexprs IS NULL
+                AND ic.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'btree')
                 AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(attnum)
                                  WHERE k.attnum <= 0 OR NOT (SELECT attnotnull FROM pg_catalog.pg_attribute
                                                               WHERE attrelid = i.indrelid AND attnum = k.attnum))
               ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1) AS key,
-            (SELECT json_agg(DISTINCT jsonb_build_object('schema', rn.nspname, 'name', rc.relname))
+            (SELECT json_agg(json_build_object('schema', rn.nspname, 'name', rc.relname,
+                       'cols', (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(f.conkey) WITH ORDINALITY k(attnum, ord)
+                                  JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
+                       'refcols', (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(f.confkey) WITH ORDINALITY k(attnum, ord)
+                                     JOIN pg_catalog.pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum)) ORDER BY f.conname)
                FROM pg_catalog.pg_constraint f
                JOIN pg_catalog.pg_class rc ON rc.oid = f.confrelid
                JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-              WHERE f.conrelid = c.oid AND f.contype = 'f' AND f.confrelid <> f.conrelid) AS refs
+              WHERE f.conrelid = c.oid AND f.contype = 'f' AND f.confrelid <> f.conrelid) AS fks
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'S')`,
     [q.schema, q.name],
   );
   const row = r.rows[0];
   if (!row) return null;
-  if (row.relkind === 'S') return { ...q, kind: 'sequence', oid: row.oid, columns: [], key: [], references: [] };
+  const base = { ...q, oid: row.oid, owner: row.owner, ownedByMe: row.mine };
+  if (row.relkind === 'S') return { ...base, kind: 'sequence', columns: [], key: [], keyOps: [], references: [], foreignKeys: [] };
+  const foreignKeys = (row.fks ?? []).map((f) => ({ table: displayName(f), columns: f.cols, refColumns: f.refcols }));
   return {
-    ...q,
+    ...base,
     kind: 'table',
-    oid: row.oid,
     columns: (row.columns ?? []).map((c) => ({
       name: c.name,
       type: c.type,
       typeOid: c.oid,
       elemOid: c.elem,
+      collation: c.coll,
+      deterministic: c.det,
       notNull: c.notnull,
       generated: c.generated !== '',
       identity: (c.identity === 'a' || c.identity === 'd' ? c.identity : '') as ColumnInfo['identity'],
     })),
-    key: row.key ?? [],
-    references: (row.refs ?? []).map((x) => displayName(x)),
+    key: (row.key ?? []).map((k) => k.col),
+    keyOps: (row.key ?? []).map((k) => k.op),
+    references: [...new Set(foreignKeys.map((f) => f.table))],
+    foreignKeys,
   };
 }
 

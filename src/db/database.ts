@@ -1,6 +1,7 @@
 import createDebug from 'debug';
 import pg from 'pg';
 import { PgferryError, isConnectionError, redact } from '../errors.js';
+import { pinSql } from './settings.js';
 
 const debug = createDebug('pgferry:db');
 
@@ -108,12 +109,12 @@ export class Database {
     return this.withClient(async (c) => (await c.query<R>(text, values)).rows);
   }
 
-  /** Runs `fn` in one transaction on a checked-out connection; rolls back when it throws. */
+  /** Runs `fn` in one transaction (with the pinned settings) on a checked-out connection; rolls back when it throws. */
   async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.connect();
     let broken: Error | undefined;
     try {
-      await c.query('BEGIN');
+      await c.query(`BEGIN; ${pinSql('local')}`);
       const out = await fn(c);
       await c.query('COMMIT');
       return out;

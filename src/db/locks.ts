@@ -2,27 +2,32 @@
  * Advisory lock keys. Two 32-bit halves: the kind of lock (`hashtext` of a constant) and what
  * it is about (`hashtext` of the library schema and the sync's name), so that syncs sharing a
  * database never wait for each other and nothing of pgferry collides with an application's
- * single-key advisory locks.
+ * single-key advisory locks. The texts travel as parameters: the keys do not depend on a
+ * session's settings (some lock calls run outside pgferry's transactions).
  */
-import { literal } from '../sql/ident.js';
 
 export interface LockKey {
-  /** SQL for the two int4 arguments of pg_advisory_lock and friends. */
-  sql: string;
-  /** SQL that matches a row of pg_locks (alias `l`) for this lock. */
-  inPgLocks: string;
-  /** For messages and debugging. */
-  label: string;
+  kind: string;
+  subject: string;
 }
 
 function key(kind: string, schema: string, sync: string): LockKey {
-  const k1 = `hashtext(${literal(kind)})`;
-  const k2 = `hashtext(${literal(`${schema}.${sync}`)})`;
-  return {
-    sql: `${k1}, ${k2}`,
-    inPgLocks: `l.locktype = 'advisory' AND l.classid = ${k1}::oid AND l.objid = ${k2}::oid AND l.objsubid = 2`,
-    label: `${kind} ${schema}.${sync}`,
-  };
+  return { kind, subject: `${schema}.${sync}` };
+}
+
+/** SQL for the two int4 arguments of pg_advisory_lock and friends, from parameters `$n` and `$n+1`. */
+export function lockArgs(n: number): string {
+  return `pg_catalog.hashtext($${n}::text), pg_catalog.hashtext($${n + 1}::text)`;
+}
+
+/** SQL that matches a row of pg_locks (alias `l`) for the lock of parameters `$n`, `$n+1`. */
+export function lockInPgLocks(n: number): string {
+  return `l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 2
+      AND l.classid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n}::text)::oid AND l.objid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n + 1}::text)::oid`;
+}
+
+export function lockValues(key: LockKey): string[] {
+  return [key.kind, key.subject];
 }
 
 /** Held by a run of a sync on every source, from before its snapshot to after its last commit. */

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import { isConnectionError } from '../errors.js';
 import { ident, literal } from '../sql/ident.js';
 import type { Database } from './database.js';
-import type { LockKey } from './locks.js';
+import { lockArgs, lockValues, type LockKey } from './locks.js';
+import { pinSql } from './settings.js';
 
 /** One checked-out connection used for one transaction of a run. */
 export class Session {
@@ -38,9 +39,10 @@ export class Session {
     return this.db.name;
   }
 
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  /** Runs one statement; `types` overrides how result values are parsed. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], types?: pg.CustomTypesConfig): Promise<pg.QueryResult<R>> {
     try {
-      return await this.client.query<R>(text, values);
+      return await (types ? this.client.query<R>({ text, ...(values && { values }), types }) : this.client.query<R>(text, values));
     } catch (err) {
       this.noteError(err);
       throw this.db.wrap(err);
@@ -57,16 +59,15 @@ export class Session {
   }
 
   /**
-   * Begins a transaction (one round trip) with fixed output settings, so text forms of keys
-   * and times do not depend on the server, and optional transaction-local `settings`.
+   * Begins a transaction (one round trip) with the pinned settings (db/settings.ts), so that
+   * names resolve and values print the same whatever the role's defaults, and optional
+   * transaction-local `settings`.
    */
   async begin(isolation: 'read committed' | 'repeatable read' = 'read committed', settings: Record<string, string> = {}): Promise<void> {
     const extra = Object.entries(settings).map(([k, v]) => `SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, true);`);
     await this.query(
       `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
-       SET LOCAL standard_conforming_strings = on; SET LOCAL TimeZone = 'UTC'; SET LOCAL extra_float_digits = 3;
-       SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres';
-       SET LOCAL work_mem = '64MB'; ${extra.join(' ')}`,
+       ${pinSql('local')} SET LOCAL work_mem = '64MB'; ${extra.join(' ')}`,
     );
     this.#inTx = true;
     this.#settings = new Map(Object.entries(settings));
@@ -110,7 +111,7 @@ export class Session {
     this.#locks = [];
     if (locks.length === 0 || this.#broken) return;
     try {
-      await this.client.query(locks.map((k) => `SELECT pg_catalog.pg_advisory_unlock(${k.sql});`).join(' '));
+      for (const k of locks) await this.client.query(`SELECT pg_catalog.pg_advisory_unlock(${lockArgs(1)})`, lockValues(k));
     } catch (err) {
       this.#broken = err as Error;
     }
@@ -141,7 +142,7 @@ export class Session {
    * until close().
    */
   async lock(key: LockKey): Promise<void> {
-    await this.query(`SELECT pg_catalog.pg_advisory_lock(${key.sql})`);
+    await this.query(`SELECT pg_catalog.pg_advisory_lock(${lockArgs(1)})`, lockValues(key));
     this.#locks.push(key);
   }
 

@@ -3,6 +3,7 @@
  * (for conflict detection, which merges the sources' streams), dropping keys that a source
  * lost, and reading a key's current row for a conflict resolver.
  */
+import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
@@ -89,11 +90,27 @@ export async function dropKeys(session: Session, t: TableInfo, temp: TempNames, 
   }
 }
 
-/** The current row of a key on a source (as node-postgres parses it), or null. */
+/**
+ * Types whose node-postgres parsing loses something (dates and times shift with the process
+ * time zone and lose microseconds; intervals do not print back), and their arrays: a resolver
+ * gets them in their PostgreSQL text form, which a merged row writes back exactly.
+ */
+const KEEP_AS_TEXT = new Set([
+  1082, 1083, 1114, 1184, 1186, 1266, // date, time, timestamp, timestamptz, interval, timetz
+  1182, 1183, 1115, 1185, 1187, 1270, // their arrays
+]);
+
+const rowTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    KEEP_AS_TEXT.has(oid) ? (value: string) => value : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/**
+ * The current row of a key on a source, or null: parsed by node-postgres, except date and time
+ * types, which stay in their text form (see KEEP_AS_TEXT) so that rows round-trip exactly.
+ */
 export async function currentRow(session: Session, t: TableInfo, key: RowKey): Promise<Row | null> {
-  const r = await session.query(
-    `SELECT * FROM ${qualified(t)} WHERE (${identList(t.key)}) = (${t.key.map((_, n) => `$${n + 1}`).join(', ')})`,
-    t.key.map((k) => key[k]),
-  );
+  const where = t.key.map((k, n) => `${ident(k)} ${t.keyOps[n]} $${n + 1}`).join(' AND ');
+  const r = await session.query<Row>(`SELECT * FROM ${qualified(t)} WHERE ${where}`, t.key.map((k) => key[k]), rowTypes);
   return r.rows[0] ?? null;
 }

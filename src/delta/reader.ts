@@ -27,53 +27,7 @@ export interface SourceRead {
   previous: string | null;
 }
 
-/** Opens the read transaction on a source and checks that the sync is installed there. */
-export async function openSource(session: Session, schema: string, sync: string, tables: QualifiedName[], begin = true): Promise<SourceRead> {
-  if (begin) await session.begin('repeatable read');
-  if (tables.length === 0) {
-    // Nothing captured is needed (full copies only): the snapshot alone matters.
-    const r = await session.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
-    return { session, snapshot: r.rows[0]!.snapshot, previous: null };
-  }
-  const s = ident(schema);
-  const probe = await session.query<{ snapshot: string; installed: boolean }>(
-    `SELECT pg_current_snapshot()::text AS snapshot, to_regclass($1) IS NOT NULL AS installed`,
-    [`${s}.sync_tables`],
-  );
-  const installed = probe.rows[0]!.installed;
-  let previous: string | null = null;
-  const missing = new Set(tables.map((t) => displayName(t)));
-  if (installed) {
-    const r = await session.query<{ table_schema: string | null; table_name: string | null; previous: string | null; version: number }>(
-      `SELECT st.table_schema, st.table_name, (SELECT snapshot::text FROM ${s}.watermark WHERE sync = $1) AS previous,
-              (SELECT max(version) FROM ${s}.version) AS version
-         FROM (SELECT 1) one LEFT JOIN ${s}.sync_tables st ON st.sync = $1`,
-      [sync],
-    );
-    for (const row of r.rows) {
-      previous = row.previous;
-      if (row.version < LATEST_VERSION) {
-        throw new PgferryError(
-          'NOT_INSTALLED',
-          `The pgferry schema "${schema}" on database "${session.name}" is version ${row.version}, older than this release (${LATEST_VERSION}). Call install() to upgrade it (pending changes are kept).`,
-          { sync, database: session.name },
-        );
-      }
-      if (row.table_schema !== null) missing.delete(displayName({ schema: row.table_schema, name: row.table_name! }));
-    }
-  }
-  if (!installed || missing.size > 0) {
-    const what = !installed ? `the pgferry schema "${schema}" is not there` : `${[...missing].join(', ')} not captured`;
-    throw new PgferryError(
-      'NOT_INSTALLED',
-      `Sync "${sync}" is not installed on source database "${session.name}" (${what}). Call install('${sync}') first.`,
-      { sync, database: session.name },
-    );
-  }
-  const row = { snapshot: probe.rows[0]!.snapshot, previous };
-  debug('%s: reading at %s (previous %s)', session.name, row.snapshot, row.previous);
-  return { session, snapshot: row.snapshot, previous: row.previous };
-}
+export { openSource } from './open.js';
 
 /** What identifies the changes a sync reads: the library schema, the sync, and whether it cascades. */
 export interface ReadScope {
@@ -168,11 +122,13 @@ export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: n
 /** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */
 export async function advanceWatermark(src: SourceRead, schema: string, sync: string): Promise<void> {
   // Losing this commit to a server crash only makes the next run apply the same changes
-  // again (idempotent), so it need not wait for the disk.
+  // again (idempotent), so it need not wait for the disk. The server's identifier goes with
+  // it: a watermark restored onto another server is not trusted (see open.ts).
   await src.session.query(`SET LOCAL synchronous_commit = off`);
   await src.session.query(
-    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot) VALUES ($1, $2::pg_snapshot)
-     ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, updated_at = now()`,
+    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
+     VALUES ($1, $2::pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system()))
+     ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = now()`,
     [sync, src.snapshot],
   );
 }

@@ -9,7 +9,8 @@
 import createDebug from 'debug';
 import pg from 'pg';
 import type { Database } from '../db/database.js';
-import { holdLock } from '../db/locks.js';
+import { holdLock, lockArgs, lockInPgLocks, lockValues } from '../db/locks.js';
+import { pinSql } from '../db/settings.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
 
 const debug = createDebug('pgferry:hold');
@@ -90,15 +91,16 @@ export class Holder {
         const client = await this.#connect(home);
         const lock = holdLock(this.#schema, plan.name);
         const r = await client.query<{ got: boolean; holder: string | null }>(
-          `SELECT pg_catalog.pg_try_advisory_lock(${lock.sql}) AS got,
+          `SELECT pg_catalog.pg_try_advisory_lock(${lockArgs(1)}) AS got,
                   (SELECT a.application_name FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-                    WHERE ${lock.inPgLocks} AND l.granted AND l.pid <> pg_catalog.pg_backend_pid()
+                    WHERE ${lockInPgLocks(1)} AND l.granted AND l.pid <> pg_catalog.pg_backend_pid()
                       AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
                     LIMIT 1) AS holder`,
+          lockValues(lock),
         );
         const { got, holder } = r.rows[0]!;
         if (!this.#started) {
-          if (got) await client.query(`SELECT pg_catalog.pg_advisory_unlock(${lock.sql})`);
+          if (got) await client.query(`SELECT pg_catalog.pg_advisory_unlock(${lockArgs(1)})`, lockValues(lock));
           continue;
         }
         if (got) {
@@ -138,6 +140,7 @@ export class Holder {
     client.on('end', lost);
     try {
       await client.connect();
+      await client.query(pinSql('session'));
     } catch (err) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);

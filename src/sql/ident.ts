@@ -44,9 +44,12 @@ export function identList(names: readonly string[], alias?: string): string {
   return names.map((n) => p + ident(n)).join(', ');
 }
 
-/** `l.k1 = r.k1 AND l.k2 = r.k2`: rows of two aliases with the same key, by the key type's equality. */
-export function keyJoin(key: readonly string[], left: string, right: string): string {
-  return key.map((c) => `${left}.${ident(c)} = ${right}.${ident(c)}`).join(' AND ');
+/**
+ * `l.k1 OPERATOR(s.=) r.k1 AND ...`: rows of two aliases with the same key, compared with the
+ * key index's own equality operators (`ops`, one per key column), whatever the search_path.
+ */
+export function keyJoin(key: readonly string[], ops: readonly string[], left: string, right: string): string {
+  return key.map((c, i) => `${left}.${ident(c)} ${ops[i] ?? 'OPERATOR(pg_catalog.=)'} ${right}.${ident(c)}`).join(' AND ');
 }
 
 /** A short stable hash (FNV-1a, 32 bit) in hex, for names derived from user names. */

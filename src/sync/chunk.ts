@@ -101,12 +101,13 @@ export class Chunk {
   /** Fills the receiver's staging table of `t` with this chunk's rows for it. */
   async #stage(d: Session, t: RunTable): Promise<void> {
     const run = this.#run;
-    await createStaging(d, t.receivers.get(d.name)!, t.temp, t.columns);
+    const here = t.receivers.get(d.name)!;
+    await createStaging(d, here, t.temp, t.columns);
     if (this.#first && t.truncate && t.truncate.db !== d.name) {
       // A TRUNCATE won: the receiver keeps only the rows it changed itself since.
       const own = run.reads.get(d.name);
       if (own && (t.counts.get(d.name) ?? 0) > 0) await stageRows(own.session, d, t.info, t.temp, t.columns);
-      await emptyExceptOwn(d, t.info, t.temp);
+      await emptyExceptOwn(d, here, t.temp);
     }
     let staged = 0;
     for (const name of run.reads.keys()) {
@@ -115,7 +116,7 @@ export class Chunk {
     }
     // With statistics the planner joins a large staging table by hash, not row by row.
     if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(t.temp.staging)}`);
-    if (this.#first && t.merged.length > 0) await stageObjects(d, t.info, t.temp, t.columns, t.merged, run.sync);
+    if (this.#first && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
     if (run.plan.config.cascade) await dropOwnOrigin(d, t.temp);
   }
 
@@ -139,15 +140,17 @@ export class Chunk {
     const dels = new Map<RunTable, Applied>();
     for (const t of [...run.tables].reverse()) {
       const k = known.get(t)?.deletes;
+      const here = t.receivers.get(name)!;
       dels.set(
         t,
         k && k.length === 0
           ? { count: 0, keys: [] }
-          : await withExceptionHook(run, t, d, this.#hookQuery, (attempt) => applyDeletes(d, t.info, t.temp, this.#wantKeys, attempt ? undefined : k), () => this.#stage(d, t)),
+          : await withExceptionHook(run, t, d, this.#hookQuery, (attempt) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : k), () => this.#stage(d, t)),
       );
     }
     for (const t of run.tables) {
       const del = dels.get(t)!;
+      const here = t.receivers.get(name)!;
       const up = await withExceptionHook(
         run,
         t,
@@ -156,13 +159,13 @@ export class Chunk {
         async (attempt) => {
           if (attempt > 0) {
             // Re-staged after a hook: keys that are gone now are deleted first.
-            const again = await applyDeletes(d, t.info, t.temp, this.#wantKeys);
+            const again = await applyDeletes(d, here, t.temp, this.#wantKeys);
             del.count += again.count;
             del.keys.push(...again.keys);
-            return applyUpserts(d, t.info, t.temp, t.columns, this.#wantKeys);
+            return applyUpserts(d, here, t.temp, t.columns, this.#wantKeys);
           }
           const k = known.get(t)?.upserts;
-          return k && k.length === 0 ? { count: 0, keys: [] } : applyUpserts(d, t.info, t.temp, t.columns, this.#wantKeys, k);
+          return k && k.length === 0 ? { count: 0, keys: [] } : applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k);
         },
         () => this.#stage(d, t),
       );
@@ -176,7 +179,7 @@ export class Chunk {
    * is then the source it came from).
    */
   async #count(d: Session, t: RunTable): Promise<KnownOrigins | undefined> {
-    const counts = await stagedCounts(d, t.info, t.temp);
+    const counts = await stagedCounts(d, t.receivers.get(d.name)!, t.temp);
     for (const [src, n] of counts) {
       const id = `${src}\0${t.display}`;
       if (this.#counted.has(id)) continue;

@@ -39,7 +39,7 @@ export async function withExceptionHook(
       let keys: RowKey[] = [];
       if (hook) {
         await d.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-        keys = await stagedKeys(d, t.info, t.temp);
+        keys = await stagedKeys(d, t.receivers.get(d.name)!, t.temp);
         if (attempt < MAX_EXCEPTION_RETRIES) {
           const answer = await hook({ sync: run.sync, table: t.display, database: d.name, error: err as Error, constraint: e.constraint, keys, query });
           if (answer === 'retry') {

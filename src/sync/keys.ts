@@ -16,6 +16,7 @@ export async function planFirstCopies(run: Run): Promise<void> {
   if (mode === 'never' || !run.incremental) return;
   for (const name of namesWithRole(run.plan, 'target')) {
     const probe = await run.open(name);
+    await probe.begin();
     if (forced || !(await hasDelivered(probe, run.deps.schema, run.sync))) {
       for (const t of run.tables) if (mode === 'always' || (await isEmpty(probe, t.info))) t.copyInto.add(name);
     }

@@ -12,12 +12,19 @@ export async function syncSequences(run: Run): Promise<void> {
   for (const q of run.relations) {
     if (q.kind !== 'sequence') continue;
     const sessions = new Map<string, Session>();
-    for (const d of run.plan.databases) sessions.set(d.name, await run.open(d.name));
+    for (const d of run.plan.databases) {
+      const s = await run.open(d.name);
+      await s.begin();
+      sessions.set(d.name, s);
+    }
     const states = [];
     for (const name of run.sources) states.push(await readSequence(sessions.get(name)!.client, q));
     const want = winningSequence(states);
     for (const s of sessions.values()) await writeSequence(s, q, want);
-    for (const s of sessions.values()) await s.close();
+    for (const s of sessions.values()) {
+      await s.commit();
+      await s.close();
+    }
     run.sequences[displayName(q)] = want.lastValue.toString();
   }
 }

@@ -30,7 +30,9 @@ function schedulePrune(run: Run): void {
       const s = await Session.open(db);
       try {
         for (const info of infos) {
+          await s.begin();
           const n = await pruneDeltas(s, schema, info);
+          await s.commit();
           if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
         }
       } finally {

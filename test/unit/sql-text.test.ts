@@ -4,12 +4,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { TableInfo } from '../../src/catalog/tables.js';
-import { captureSql } from '../../src/capture/install.js';
+import { captureSql } from '../../src/capture/ddl.js';
 import { migrations } from '../../src/capture/migrations.js';
 import { identList, keyJoin, literal, qualified } from '../../src/sql/ident.js';
 import { deltaTableName, tempNames, triggerName } from '../../src/sql/names.js';
 
-const col = (name: string, type: string): TableInfo['columns'][number] => ({ name, type, typeOid: 23, elemOid: 0, notNull: true, generated: false, identity: '' });
+const col = (name: string, type: string): TableInfo['columns'][number] => ({ name, type, typeOid: 23, elemOid: 0, collation: null, deterministic: true, notNull: true, generated: false, identity: '' });
 
 const ODD: TableInfo = {
   schema: 'Odd "S"',
@@ -18,7 +18,11 @@ const ODD: TableInfo = {
   oid: 1,
   columns: [col('Id', 'integer'), col('k2', 'text'), col('v', 'text')],
   key: ['Id', 'k2'],
+  keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR(pg_catalog.=)'],
+  owner: 'app',
+  ownedByMe: true,
   references: [],
+  foreignKeys: [],
 };
 
 describe('sql text', () => {
@@ -26,7 +30,7 @@ describe('sql text', () => {
     expect(qualified(ODD)).toBe('"Odd ""S"""."Tbl ñ"');
     expect(identList(['a', 'B"c'], 'x')).toBe('x."a", x."B""c"');
     expect(literal("it's")).toBe("'it''s'");
-    expect(keyJoin(ODD.key, 'd', 's')).toBe('d."Id" = s."Id" AND d."k2" = s."k2"');
+    expect(keyJoin(ODD.key, ['OPERATOR(pg_catalog.=)', 'OPERATOR(public.=)'], 'd', 's')).toBe('d."Id" OPERATOR(pg_catalog.=) s."Id" AND d."k2" OPERATOR(public.=) s."k2"');
     expect(() => literal('a\0b')).toThrow(/NUL/);
   });
 
@@ -46,13 +50,17 @@ describe('sql text', () => {
     expect(table).toContain('"Id" integer NOT NULL');
     expect(table).toContain('"k2" text NOT NULL');
     expect(table).toContain('txid xid8 NOT NULL');
-    expect(fn).toMatch(/SECURITY DEFINER/);
+    expect(fn).toMatch(/SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS/);
+    // No operator that a writer's search_path could resolve: every comparison names its schema.
+    expect(fn!.replaceAll(':=', '').replace(/OPERATOR\([a-z_]+\.=\)/g, '').replace(/search_path = /, '')).not.toMatch(/[=<>]/);
+    expect(fn).not.toMatch(/NULLIF|COALESCE/i);
     expect(fn).toContain(`pg_catalog.pg_notify('my schema', 'Odd "S".Tbl ñ')`);
-    expect(fn).toContain('n."Id" = o."Id" AND n."k2" = o."k2"');
+    expect(fn).toContain('n."Id" OPERATOR(pg_catalog.=) o."Id" AND n."k2" OPERATOR(pg_catalog.=) o."k2"');
     expect(ins).toContain('AFTER INSERT ON "Odd ""S"""."Tbl ñ" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT');
     expect(upd).toContain('REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows');
     expect(del).toContain('AFTER DELETE');
-    expect(trunc).toContain(`EXECUTE FUNCTION "my schema".capture_truncate('my schema')`);
+    expect(trunc).toMatch(/AFTER TRUNCATE ON "Odd ""S"""\."Tbl ñ" FOR EACH STATEMENT EXECUTE FUNCTION "my schema"\."capture_[0-9a-f]{8}"\(\)/);
+    expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
   });
 
   it('migrations quote the library schema everywhere', () => {

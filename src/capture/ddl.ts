@@ -1,0 +1,112 @@
+/**
+ * The DDL that captures one table, as pure functions (install runs it; installSql() prints
+ * it). Capture records keys, not rows: statement-level AFTER triggers with transition tables
+ * write one INSERT ... SELECT per statement into the table's delta table; a TRUNCATE is
+ * recorded in the library's `truncates` table.
+ *
+ * The capture function is SECURITY DEFINER (writers need no rights on the delta table), so
+ * nothing a writer controls may reach its code (DESIGN.md invariant 10): it pins search_path,
+ * names every function and operator with its schema, compares keys with the key index's own
+ * operators, and is owned by the table's owner (see ownershipSql), not by whoever installs.
+ */
+import type { TableInfo } from '../catalog/tables.js';
+import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
+import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
+
+/**
+ * Version of the capture objects of one table (function and triggers). Version 1 (0.1)
+ * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer.
+ */
+export const CAPTURE_VERSION = 2;
+
+/** A key column as a delta table stores it: the table's type and collation. */
+export function keyColumnType(t: TableInfo, name: string): string {
+  const col = t.columns.find((c) => c.name === name)!;
+  return col.collation ? `${col.type} COLLATE ${col.collation}` : col.type;
+}
+
+export function deltaTableSql(schema: string, t: TableInfo): string {
+  const keyCols = t.key.map((k) => `${ident(k)} ${keyColumnType(t, k)} NOT NULL`);
+  return `CREATE TABLE ${ident(schema)}.${ident(deltaTableName(t))} (
+  ${keyCols.join(',\n  ')},
+  txid xid8 NOT NULL,
+  changed_at timestamptz NOT NULL,
+  applied_by text,
+  origin text
+)`;
+}
+
+const EQ = 'OPERATOR(pg_catalog.=)';
+
+export function captureFunctionSql(schema: string, t: TableInfo): string {
+  const s = ident(schema);
+  const delta = `${s}.${ident(deltaTableName(t))}`;
+  const keys = identList(t.key);
+  const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
+  const into = `INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)`;
+  // A settings save and restore per call (once per statement, not per row) is the price of
+  // the pinned search_path; every name is qualified as well.
+  return `CREATE OR REPLACE FUNCTION ${s}.${ident(captureFunctionName(t))}() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgferry$
+DECLARE
+  pgferry_xid xid8 := pg_catalog.pg_current_xact_id();
+  pgferry_at timestamptz := pg_catalog.clock_timestamp();
+  pgferry_by text := pg_catalog.current_setting(${literal(APPLIED_BY_SETTING)}, true);
+  pgferry_origin text := pg_catalog.current_setting(${literal(ORIGIN_SETTING)}, true);
+BEGIN
+  IF pgferry_by ${EQ} '' THEN pgferry_by := NULL; END IF;
+  IF pgferry_origin ${EQ} '' THEN pgferry_origin := NULL; END IF;
+  IF TG_OP ${EQ} 'INSERT' THEN
+    ${into} SELECT ${keys}, ${meta} FROM new_rows;
+  ELSIF TG_OP ${EQ} 'UPDATE' THEN
+    -- New keys, plus old keys that an UPDATE changed (the row moved away from them).
+    ${into}
+      SELECT ${keys}, ${meta} FROM new_rows
+      UNION ALL
+      SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t.key, t.keyOps, 'n', 'o')});
+  ELSIF TG_OP ${EQ} 'DELETE' THEN
+    ${into} SELECT ${keys}, ${meta} FROM old_rows;
+  ELSE
+    INSERT INTO ${s}.truncates (table_schema, table_name, txid, changed_at, applied_by, origin)
+    VALUES (${literal(t.schema)}, ${literal(t.name)}, ${meta});
+  END IF;
+  PERFORM pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))});
+  RETURN NULL;
+END
+$pgferry$`;
+}
+
+export function triggersSql(schema: string, t: TableInfo): string[] {
+  const fn = `${ident(schema)}.${ident(captureFunctionName(t))}()`;
+  const on = qualified(t);
+  return [
+    `CREATE TRIGGER ${ident(triggerName(schema, '_ins'))} AFTER INSERT ON ${on} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_upd'))} AFTER UPDATE ON ${on} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_del'))} AFTER DELETE ON ${on} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_trunc'))} AFTER TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
+  ];
+}
+
+/**
+ * Gives the capture function to the table's owner, with just the rights it needs: to write
+ * the table's delta table and TRUNCATE records (a row policy on `truncates` admits only the
+ * owner's own tables). The owner needs CREATE on the library schema to receive a function
+ * there; unless it had it (`ownerCanCreate`), it has it only for the hand-over.
+ */
+export function ownershipSql(schema: string, t: TableInfo, ownerCanCreate: boolean): string[] {
+  const s = ident(schema);
+  const owner = ident(t.owner);
+  return [
+    `GRANT USAGE ON SCHEMA ${s} TO ${owner}`,
+    ...(ownerCanCreate ? [] : [`GRANT CREATE ON SCHEMA ${s} TO ${owner}`]),
+    `ALTER FUNCTION ${s}.${ident(captureFunctionName(t))}() OWNER TO ${owner}`,
+    ...(ownerCanCreate ? [] : [`REVOKE CREATE ON SCHEMA ${s} FROM ${owner}`]),
+    `GRANT INSERT ON ${s}.${ident(deltaTableName(t))} TO ${owner}`,
+    `GRANT INSERT ON ${s}.truncates TO ${owner}`,
+  ];
+}
+
+/** Everything that captures a new table, in order (for install and for review). */
+export function captureSql(schema: string, t: TableInfo): string[] {
+  return [deltaTableSql(schema, t), captureFunctionSql(schema, t), ...triggersSql(schema, t)];
+}

@@ -1,0 +1,24 @@
+/**
+ * Settings every pgferry transaction pins, instead of trusting the role's or the database's
+ * defaults: how names resolve (pg_catalog first, so a built-in operator or function can never
+ * be shadowed) and how values print (keys and rows are compared and copied by their text).
+ */
+import { literal } from '../sql/ident.js';
+
+export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
+  search_path: 'pg_catalog, "$user", public',
+  standard_conforming_strings: 'on',
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, YMD',
+  IntervalStyle: 'postgres',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+};
+
+/** `SET LOCAL` (inside a transaction) or `SET` (for a session) of every pinned setting. */
+export function pinSql(scope: 'local' | 'session'): string {
+  const set = scope === 'local' ? 'SET LOCAL' : 'SET';
+  return Object.entries(PINNED_SETTINGS)
+    .map(([k, v]) => `${set} ${k} = ${k === 'search_path' ? v : literal(v)};`)
+    .join(' ');
+}

@@ -1,0 +1,125 @@
+/**
+ * Opening a source's read: the REPEATABLE READ transaction whose snapshot the run reads at,
+ * and every check that the sync's capture there is what this release reads: the library
+ * schema's version, each table captured, by the current capture, with the table's key types.
+ *
+ * The previous watermark is trusted only if it comes from this server's transaction-id
+ * history: a pgferry schema restored onto another server (a dump, a logical migration) brings
+ * a watermark whose ids mean nothing here, so the sync starts over: every delta present is
+ * read, and deltas whose ids are ahead of this server are renumbered into this run's
+ * transaction (read again once more, never lost).
+ */
+import createDebug from 'debug';
+import type { TableInfo } from '../catalog/tables.js';
+import { CAPTURE_VERSION, keyColumnType } from '../capture/ddl.js';
+import { LATEST_VERSION } from '../capture/migrations.js';
+import type { Session } from '../db/session.js';
+import { PgferryError } from '../errors.js';
+import { displayName, ident } from '../sql/ident.js';
+import { deltaTableName } from '../sql/names.js';
+import type { SourceRead } from './reader.js';
+
+const debug = createDebug('pgferry:delta');
+
+interface Registry {
+  table_schema: string | null;
+  table_name: string | null;
+  capture_version: number | null;
+  key_types: string[] | null;
+  previous: string | null;
+  system_id: string | null;
+  here: string;
+  future: boolean;
+  version: number;
+}
+
+/** Opens the read transaction on a source and checks that the sync is installed there. */
+export async function openSource(session: Session, schema: string, sync: string, tables: TableInfo[], begin = true): Promise<SourceRead> {
+  if (begin) await session.begin('repeatable read');
+  if (tables.length === 0) {
+    // Nothing captured is needed (full copies only): the snapshot alone matters.
+    const r = await session.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
+    return { session, snapshot: r.rows[0]!.snapshot, previous: null };
+  }
+  const s = ident(schema);
+  const probe = await session.query<{ snapshot: string; installed: boolean }>(
+    `SELECT pg_current_snapshot()::text AS snapshot, to_regclass($1) IS NOT NULL AS installed`,
+    [`${s}.sync_tables`],
+  );
+  const { snapshot, installed } = probe.rows[0]!;
+  if (!installed) throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
+  // Rows as JSON, so that columns of a newer schema version are read without naming them
+  // (an older schema is refused below, not broken by the query).
+  const r = await session.query<Registry>(
+    `SELECT st.table_schema, st.table_name, (to_jsonb(cap) ->> 'capture_version')::int AS capture_version,
+            ARRAY(SELECT jsonb_array_elements_text(to_jsonb(cap) -> 'key_types')) AS key_types,
+            w.snapshot::text AS previous, to_jsonb(w) ->> 'system_id' AS system_id,
+            (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS here,
+            coalesce(pg_snapshot_xmax(w.snapshot) > pg_snapshot_xmax($2::pg_snapshot), false) AS future,
+            (SELECT max(version) FROM ${s}.version) AS version
+       FROM (SELECT 1) one
+       LEFT JOIN ${s}.sync_tables st ON st.sync = $1
+       LEFT JOIN ${s}.captured cap ON cap.table_schema = st.table_schema AND cap.table_name = st.table_name
+       LEFT JOIN ${s}.watermark w ON w.sync = $1`,
+    [sync, snapshot],
+  );
+  const first = r.rows[0]!;
+  if (first.version < LATEST_VERSION) {
+    throw new PgferryError(
+      'NOT_INSTALLED',
+      `The pgferry schema "${schema}" on database "${session.name}" is version ${first.version}, older than this release (${LATEST_VERSION}). Call install() to upgrade it (pending changes are kept).`,
+      { sync, database: session.name },
+    );
+  }
+  const registered = new Map(r.rows.filter((x) => x.table_schema !== null).map((x) => [displayName({ schema: x.table_schema!, name: x.table_name! }), x]));
+  const missing = tables.filter((t) => !registered.has(displayName(t)));
+  if (missing.length > 0) throw notInstalled(session, schema, sync, `${missing.map((t) => displayName(t)).join(', ')} not captured`);
+  for (const t of tables) checkCapture(session, sync, t, registered.get(displayName(t))!);
+
+  let previous = first.previous;
+  if (previous !== null && (first.future || (first.system_id !== null && first.system_id !== first.here))) {
+    debug('%s: watermark of %s is from another server (%s); starting over', session.name, sync, first.future ? 'ahead of this one' : `system ${first.system_id}`);
+    await renumberFutureDeltas(session, schema, tables);
+    previous = null;
+  }
+  debug('%s: reading at %s (previous %s)', session.name, snapshot, previous);
+  return { session, snapshot, previous };
+}
+
+function notInstalled(session: Session, schema: string, sync: string, what: string): PgferryError {
+  return new PgferryError('NOT_INSTALLED', `Sync "${sync}" is not installed on source database "${session.name}" (${what}). Call install('${sync}') first.`, {
+    sync,
+    database: session.name,
+  });
+}
+
+/** The table is captured by the current capture, for its current key types. */
+function checkCapture(session: Session, sync: string, t: TableInfo, reg: Registry): void {
+  const table = displayName(t);
+  if ((reg.capture_version ?? 1) < CAPTURE_VERSION) {
+    throw new PgferryError(
+      'NOT_INSTALLED',
+      `The capture of ${table} on database "${session.name}" was installed by an older pgferry. Call install('${sync}') to bring it up to date (pending changes are kept).`,
+      { sync, database: session.name, table },
+    );
+  }
+  const want = t.key.map((k) => keyColumnType(t, k));
+  const have = reg.key_types ?? [];
+  const i = want.findIndex((x, n) => x !== have[n]);
+  if (i >= 0) {
+    throw new PgferryError(
+      'SCHEMA_MISMATCH',
+      `The key column "${t.key[i]}" of ${table} on database "${session.name}" is now ${want[i]}, but pgferry captures it as ${have[i] ?? 'something else'}. Call install('${sync}') to bring the delta table in line (pending changes are kept); until then, values that do not fit the old type cannot be captured.`,
+      { sync, database: session.name, table, column: t.key[i] },
+    );
+  }
+}
+
+/** Deltas and TRUNCATE records with ids this server has not reached join this run's transaction. */
+async function renumberFutureDeltas(session: Session, schema: string, tables: TableInfo[]): Promise<void> {
+  const s = ident(schema);
+  for (const t of tables) {
+    await session.query(`UPDATE ${s}.${ident(deltaTableName(t))} SET txid = pg_current_xact_id() WHERE txid > pg_current_xact_id()`);
+  }
+  await session.query(`UPDATE ${s}.truncates SET txid = pg_current_xact_id() WHERE txid > pg_current_xact_id()`);
+}
