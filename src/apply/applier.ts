@@ -15,6 +15,8 @@ import type { RowKey } from '../types.js';
 const PRESENT = STAGING.present;
 const ORIGIN = STAGING.origin;
 const SOURCE = STAGING.source;
+/** A staged row's key number in its source's key table (merged rows: their position). */
+const NUMBER = STAGING.number;
 
 /**
  * Checks that `receiver` has the table with every column that travels and a unique key on
@@ -65,7 +67,7 @@ export async function createStaging(receiver: Session, here: TableInfo, temp: Te
   await receiver.tempTable(
     temp.staging,
     `CREATE TEMP TABLE ${ident(temp.staging)} ON COMMIT DELETE ROWS AS
-       SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, ${identList(columns)}
+       SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, 0::bigint AS ${NUMBER}, ${identList(columns)}
          FROM ${qualified(here)} WITH NO DATA /* column types ${shortHash(types)} */`,
   );
 }
@@ -87,9 +89,9 @@ export async function stageRows(source: Session, receiver: Session, t: TableInfo
   const n = `k.${KEY_TABLE.number}`;
   const where = range ? `WHERE ${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}` : '';
   const src = literal(source.name);
-  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${select}
+  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${n}, ${select}
                       FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
-  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)}) FROM STDIN`;
+  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
   return pipeCopy(source, receiver, out, into);
 }
 
@@ -101,8 +103,8 @@ export async function stageObjects(receiver: Session, t: TableInfo, temp: TempNa
   if (rows.length === 0) return;
   const json = JSON.stringify(rows.map((r) => toJsonRow(r, columns)));
   await receiver.query(
-    `INSERT INTO pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${identList(columns)})
-     SELECT true, $2, $2, ${identList(columns, 'r')} FROM json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
+    `INSERT INTO pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)})
+     SELECT true, $2, $2, row_number() OVER (), ${identList(columns, 'r')} FROM json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
     [json, origin],
   );
 }
@@ -131,17 +133,13 @@ export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNa
 }
 
 /**
- * After a TRUNCATE won on another source: empties the receiver's table except the rows of
- * the keys it changed itself since (staged from its own read side as `source = receiver`),
- * which are then taken out of the staging table.
+ * After a TRUNCATE on another source: empties the receiver's table, except (with `keepOwn`,
+ * on a source) the rows of the keys it changed itself since, which are in its key table in
+ * the same session.
  */
-export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames): Promise<void> {
-  const st = `pg_temp.${ident(temp.staging)}`;
-  await receiver.query(
-    `DELETE FROM ONLY ${qualified(t)} d WHERE NOT EXISTS (SELECT 1 FROM ${st} s WHERE s.${SOURCE} = $1 AND ${keyJoin(t.key, t.keyOps, 'd', 's')})`,
-    [receiver.name],
-  );
-  await receiver.query(`DELETE FROM ${st} WHERE ${SOURCE} = $1`, [receiver.name]);
+export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames, keepOwn: boolean): Promise<void> {
+  const keep = keepOwn ? `WHERE NOT EXISTS (SELECT FROM pg_temp.${ident(temp.keys)} k WHERE ${keyJoin(t.key, t.keyOps, 'd', 'k')})` : '';
+  await receiver.query(`DELETE FROM ONLY ${qualified(t)} d ${keep}`);
 }
 
 /** Drops staged changes first written on the receiver itself: they are never sent back there. */
@@ -152,6 +150,26 @@ export async function dropOwnOrigin(receiver: Session, temp: TempNames): Promise
 export interface Applied {
   count: number;
   keys: RowKey[];
+}
+
+/** Staged rows of one source whose key numbers are in `from < n <= to`. */
+export interface StagedSpan {
+  source: string;
+  from: number;
+  to: number;
+}
+
+function spanFilter(span: StagedSpan | undefined): string {
+  if (!span) return '';
+  return ` AND s.${SOURCE} = ${literal(span.source)} AND s.${NUMBER} > ${Math.floor(span.from)} AND s.${NUMBER} <= ${Math.floor(span.to)}`;
+}
+
+/** The staged rows by source, as spans of key numbers (to apply part of them at a time). */
+export async function stagedSpans(receiver: Session, temp: TempNames): Promise<StagedSpan[]> {
+  const r = await receiver.query<{ source: string; from: string; to: string }>(
+    `SELECT ${SOURCE} AS source, (min(${NUMBER}) - 1)::text AS from, max(${NUMBER})::text AS to FROM pg_temp.${ident(temp.staging)} GROUP BY 1`,
+  );
+  return r.rows.map((x) => ({ source: x.source, from: Number(x.from), to: Number(x.to) }));
 }
 
 async function origins(receiver: Session, temp: TempNames, present: boolean): Promise<(string | null)[]> {
@@ -189,15 +207,15 @@ async function perOrigin(
   return out;
 }
 
-/** Deletes the staged keys whose rows no longer exist at the source. */
-export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNames, wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
+/** Deletes the staged keys whose rows no longer exist at the source (those of `span` only, when given). */
+export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNames, wantKeys: boolean, knownOrigins?: string[], span?: StagedSpan): Promise<Applied> {
   const st = ident(temp.staging);
   return perOrigin(
     receiver,
     temp,
     false,
     (filter) => [
-      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}
+      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}
        ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     ],
     wantKeys,
@@ -205,8 +223,16 @@ export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNa
   );
 }
 
-/** Inserts or updates the staged rows that exist at the source. */
-export async function applyUpserts(receiver: Session, t: TableInfo, temp: TempNames, columns: string[], wantKeys: boolean, knownOrigins?: string[]): Promise<Applied> {
+/** Inserts or updates the staged rows that exist at the source (those of `span` only, when given). */
+export async function applyUpserts(
+  receiver: Session,
+  t: TableInfo,
+  temp: TempNames,
+  columns: string[],
+  wantKeys: boolean,
+  knownOrigins?: string[],
+  span?: StagedSpan,
+): Promise<Applied> {
   const st = ident(temp.staging);
   const keys = new Set(t.key);
   // Identity columns GENERATED ALWAYS can be inserted (OVERRIDING SYSTEM VALUE) but not updated.
@@ -228,11 +254,11 @@ export async function applyUpserts(receiver: Session, t: TableInfo, temp: TempNa
     (filter) => [
       ...(settable.length
         ? [`UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-              FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter} AND ${match} ${returning}`]
+              FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`]
         : []),
       `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
          SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
-          WHERE s.${PRESENT} AND ${filter} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
+          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
          ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`,
     ],
     wantKeys,

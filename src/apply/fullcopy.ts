@@ -17,14 +17,14 @@ export interface CopyProgress {
 
 /** Empties the table on the receiver: TRUNCATE where foreign keys allow, else DELETE. */
 export async function emptyTable(receiver: Session, t: { schema: string; name: string }): Promise<void> {
-  await receiver.query('SAVEPOINT pgferry_empty');
+  await receiver.savepoint('pgferry_empty');
   try {
     await receiver.query(`TRUNCATE ONLY ${qualified(t)}`);
-    await receiver.query('RELEASE SAVEPOINT pgferry_empty');
+    await receiver.release('pgferry_empty');
   } catch (err) {
     // 0A000: the table is referenced by a foreign key from a table not emptied with it.
     if ((err as { code?: string }).code !== '0A000') throw err;
-    await receiver.query('ROLLBACK TO SAVEPOINT pgferry_empty');
+    await receiver.rollbackTo('pgferry_empty');
     await receiver.query(`DELETE FROM ONLY ${qualified(t)}`);
   }
 }

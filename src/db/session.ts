@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { isConnectionError } from '../errors.js';
 import { ident, literal } from '../sql/ident.js';
 import type { Database } from './database.js';
@@ -15,6 +15,8 @@ export class Session {
   /** Temporary tables created in the open transaction: name → definition. */
   #createdTemp = new Map<string, string>();
   #settings = new Map<string, string>();
+  /** Savepoints open in the transaction, each with the settings as they were when it was set. */
+  #savepoints: { name: string; settings: Map<string, string> }[] = [];
   /** Session-level advisory locks held: released before the connection goes back to the pool. */
   #locks: LockKey[] = [];
 
@@ -45,6 +47,8 @@ export class Session {
       return await (types ? this.client.query<R>({ text, ...(values && { values }), types }) : this.client.query<R>(text, values));
     } catch (err) {
       this.noteError(err);
+      // Where it happened, for whoever decides what to do about it (e.g. a deadlock on a source).
+      if (err instanceof pg.DatabaseError) Object.defineProperty(err, 'database', { value: this.name, enumerable: false, configurable: true });
       throw this.db.wrap(err);
     }
   }
@@ -71,6 +75,7 @@ export class Session {
     );
     this.#inTx = true;
     this.#settings = new Map(Object.entries(settings));
+    this.#savepoints = [];
   }
 
   /** Sets a transaction-local setting, skipping the round trip when it already has that value. */
@@ -80,10 +85,42 @@ export class Session {
     this.#settings.set(name, value);
   }
 
+  /** Sets a savepoint; rollbackTo() goes back to it, transaction-local settings included. */
+  async savepoint(name: string): Promise<void> {
+    await this.query(`SAVEPOINT ${ident(name)}`);
+    this.#savepoints.push({ name, settings: new Map(this.#settings) });
+  }
+
+  async release(name: string): Promise<void> {
+    await this.query(`RELEASE SAVEPOINT ${ident(name)}`);
+    this.#dropSavepoints(name, true);
+  }
+
+  /**
+   * Rolls back to a savepoint. The server undoes the settings made since, so the cache of
+   * transaction-local settings goes back to what it was then (else a later setLocal() of the
+   * same value would be skipped and the write would carry a wrong origin).
+   */
+  async rollbackTo(name: string): Promise<void> {
+    await this.query(`ROLLBACK TO SAVEPOINT ${ident(name)}`);
+    const sp = this.#dropSavepoints(name, false);
+    if (sp) this.#settings = new Map(sp.settings);
+  }
+
+  /** Forgets savepoints set after `name` (and `name` itself when `including`); returns `name`'s. */
+  #dropSavepoints(name: string, including: boolean): { name: string; settings: Map<string, string> } | undefined {
+    const i = this.#savepoints.map((x) => x.name).lastIndexOf(name);
+    if (i < 0) return undefined;
+    const sp = this.#savepoints[i]!;
+    this.#savepoints.length = including ? i : i + 1;
+    return sp;
+  }
+
   async commit(): Promise<void> {
     await this.query('COMMIT');
     this.#inTx = false;
     this.#settings.clear();
+    this.#savepoints = [];
     const known = tempTablesOf(this.client);
     for (const [name, def] of this.#createdTemp) known.set(name, def);
     this.#createdTemp.clear();

@@ -44,4 +44,4 @@ export function tempNames(position: number): TempNames {
 export const KEY_TABLE = { changedAt: 'changed_at', origin: 'pgferry_origin', number: 'pgferry_n' } as const;
 
 /** Columns of a staging table besides the table's own. */
-export const STAGING = { present: 'pgferry_present', source: 'pgferry_source', origin: 'pgferry_origin' } as const;
+export const STAGING = { present: 'pgferry_present', source: 'pgferry_source', origin: 'pgferry_origin', number: 'pgferry_n' } as const;

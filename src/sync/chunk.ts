@@ -1,8 +1,12 @@
 /**
  * One chunk of a run on every receiver: stage each table's changed rows (COPY from the source
  * that changed them into a temporary table), then delete children before parents and upsert
- * parents before children, each receiver in its own transaction. An onException hook may
- * write through the chunk's transactions (see exception.ts).
+ * parents before children. A target writes in a transaction of its own, committed with the
+ * chunk. A source (multi-master) writes in its read transaction: it sees the snapshot the run
+ * read there, so a row an application changed after it fails with a serialization error
+ * (the run starts again and settles it as a conflict) instead of being overwritten, and a run
+ * needs one connection per database. An onException hook may write through the chunk's
+ * transactions (see exception.ts).
  */
 import {
   applyDeletes,
@@ -16,9 +20,9 @@ import {
   stagedCounts,
   type Applied,
   type KeyRange,
+  type StagedSpan,
 } from '../apply/applier.js';
 import { passFence } from '../apply/fence.js';
-import { copyKeyTable } from '../delta/reader.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import { ident } from '../sql/ident.js';
@@ -26,6 +30,7 @@ import { APPLIED_BY_SETTING } from '../sql/names.js';
 import type { ExceptionContext } from '../types.js';
 import type { Run, RunTable } from './context.js';
 import { withExceptionHook } from './exception.js';
+import { applyPastNewerWrites } from './newer-writes.js';
 import { copyWhole } from './fullcopy.js';
 
 /** Origins of a table's staged deletes and upserts, when known without a query. */
@@ -39,17 +44,11 @@ export class Chunk {
   readonly #first: boolean;
   readonly #range: KeyRange | undefined;
   readonly #wantKeys: boolean;
-  /** The chunk's write transaction on each database it writes to. */
+  /** The chunk's write transaction on each database it writes to (a source's is its read transaction). */
   readonly #writers = new Map<string, Session>();
   /** Sources and tables whose staged counts entered the run result (once per chunk). */
   readonly #counted = new Set<string>();
   readonly #applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
-  /**
-   * Sources an onException hook wrote to: their rows are read from then on through the
-   * chunk's write transaction there (which sees the hook's writes), not the read snapshot.
-   */
-  readonly #hookWrote = new Set<string>();
-  readonly #keysCopied = new Set<string>();
 
   constructor(run: Run, first: boolean, range: KeyRange | undefined) {
     this.#run = run;
@@ -60,24 +59,17 @@ export class Chunk {
 
   async #writer(name: string): Promise<Session> {
     let w = this.#writers.get(name);
-    if (!w) {
-      w = await this.#run.open(name);
+    if (w) return w;
+    const read = this.#run.reads.get(name);
+    if (read) {
+      w = read.session;
       // Changes written here are tagged, so this sync never reads them back (no echo).
+      await w.setLocal(APPLIED_BY_SETTING, this.#run.sync);
+    } else {
+      w = await this.#run.open(name);
       await w.begin('read committed', { [APPLIED_BY_SETTING]: this.#run.sync });
-      this.#writers.set(name, w);
     }
-    return w;
-  }
-
-  /** Where to read a source's current rows: its snapshot, or its write transaction after a hook wrote there. */
-  async #rowsFrom(name: string): Promise<Session> {
-    const read = this.#run.reads.get(name)!;
-    if (!this.#hookWrote.has(name)) return read.session;
-    const w = await this.#writer(name);
-    if (!this.#keysCopied.has(name)) {
-      for (const t of this.#run.tables) await copyKeyTable(read.session, w, this.#run.deps.schema, t.info, t.temp);
-      this.#keysCopied.add(name);
-    }
+    this.#writers.set(name, w);
     return w;
   }
 
@@ -88,7 +80,6 @@ export class Chunk {
       throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${run.sync}".`, { sync: run.sync, database: db });
     }
     const w = await this.#writer(db);
-    if (run.reads.has(db)) this.#hookWrote.add(db);
     // The hook's writes are the application's: captured and sent like any other change.
     await w.setLocal(APPLIED_BY_SETTING, '');
     try {
@@ -104,15 +95,14 @@ export class Chunk {
     const here = t.receivers.get(d.name)!;
     await createStaging(d, here, t.temp, t.columns);
     if (this.#first && t.truncate && t.truncate.db !== d.name) {
-      // A TRUNCATE won: the receiver keeps only the rows it changed itself since.
-      const own = run.reads.get(d.name);
-      if (own && (t.counts.get(d.name) ?? 0) > 0) await stageRows(own.session, d, t.info, t.temp, t.columns);
-      await emptyExceptOwn(d, here, t.temp);
+      // A TRUNCATE won: the receiver keeps only the rows it changed itself since (a source's
+      // own changed keys are in its key table, in this same session).
+      await emptyExceptOwn(d, here, t.temp, run.reads.has(d.name) && (t.counts.get(d.name) ?? 0) > 0);
     }
     let staged = 0;
-    for (const name of run.reads.keys()) {
+    for (const [name, read] of run.reads) {
       if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
-      staged += await stageRows(await this.#rowsFrom(name), d, t.info, t.temp, t.columns, this.#range);
+      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#range);
     }
     // With statistics the planner joins a large staging table by hash, not row by row.
     if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(t.temp.staging)}`);
@@ -137,6 +127,9 @@ export class Chunk {
       const origins = await this.#count(d, t);
       if (origins) known.set(t, origins);
     }
+    // On a source, rows changed there after the run read it keep their newer write.
+    const write = (t: RunTable, apply: (span?: StagedSpan) => Promise<Applied>) =>
+      run.reads.has(name) ? applyPastNewerWrites(d, t.temp, apply) : apply();
     const dels = new Map<RunTable, Applied>();
     for (const t of [...run.tables].reverse()) {
       const k = known.get(t)?.deletes;
@@ -145,7 +138,14 @@ export class Chunk {
         t,
         k && k.length === 0
           ? { count: 0, keys: [] }
-          : await withExceptionHook(run, t, d, this.#hookQuery, (attempt) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : k), () => this.#stage(d, t)),
+          : await withExceptionHook(
+              run,
+              t,
+              d,
+              this.#hookQuery,
+              (attempt) => write(t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : k, span)),
+              () => this.#stage(d, t),
+            ),
       );
     }
     for (const t of run.tables) {
@@ -159,13 +159,13 @@ export class Chunk {
         async (attempt) => {
           if (attempt > 0) {
             // Re-staged after a hook: keys that are gone now are deleted first.
-            const again = await applyDeletes(d, here, t.temp, this.#wantKeys);
+            const again = await write(t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, undefined, span));
             del.count += again.count;
             del.keys.push(...again.keys);
-            return applyUpserts(d, here, t.temp, t.columns, this.#wantKeys);
+            return write(t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, undefined, span));
           }
           const k = known.get(t)?.upserts;
-          return k && k.length === 0 ? { count: 0, keys: [] } : applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k);
+          return k && k.length === 0 ? { count: 0, keys: [] } : write(t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
         },
         () => this.#stage(d, t),
       );
@@ -203,10 +203,16 @@ export class Chunk {
   async commit(): Promise<void> {
     const run = this.#run;
     if (this.#first) for (const t of run.tables) t.result.upserted += t.merged.length;
-    for (const w of this.#writers.values()) await passFence(w, run.deps.schema, run.sync, run.generation);
-    for (const w of this.#writers.values()) await w.commit();
+    for (const [name, w] of this.#writers) {
+      if (run.fenced.has(name)) continue;
+      await passFence(w, run.deps.schema, run.sync, run.generation);
+      // A source's read transaction keeps the fence row locked until the run commits it.
+      if (run.reads.has(name)) run.fenced.add(name);
+    }
+    const targets = [...this.#writers].filter(([name]) => !run.reads.has(name)).map(([, w]) => w);
+    for (const w of targets) await w.commit();
     // Give the connections back now: a run of many chunks must not hold one per chunk.
-    for (const w of this.#writers.values()) await w.close();
+    for (const w of targets) await w.close();
     for (const a of this.#applied) {
       if (a.up.count === 0 && a.del.count === 0) continue;
       run.deps.emit('rows:applied', { sync: run.sync, target: a.target, table: a.table, upserted: a.up.keys, deleted: a.del.keys });

@@ -86,6 +86,10 @@ export class Run {
   /** Chunks the changes were applied in (0 when nothing was applied). */
   chunks = 0;
   sequences: Record<string, string> = {};
+  /** Sources whose read transaction already passed the run's fence (see apply/fence). */
+  readonly fenced = new Set<string>();
+  /** Housekeeping to start once the run has given its connections back. */
+  readonly afterwards: (() => Promise<void>)[] = [];
   readonly #open: Session[] = [];
 
   constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {

@@ -28,17 +28,17 @@ export async function withExceptionHook(
 ): Promise<Applied> {
   const hook = run.plan.config.onException;
   for (let attempt = 0; ; attempt++) {
-    if (hook) await d.query(`SAVEPOINT ${SAVEPOINT}`);
+    if (hook) await d.savepoint(SAVEPOINT);
     try {
       const r = await apply(attempt);
-      if (hook) await d.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+      if (hook) await d.release(SAVEPOINT);
       return r;
     } catch (err) {
       const e = err as { code?: string; constraint?: string; message?: string; detail?: string };
       if (typeof e.code !== 'string' || !e.code.startsWith(CONSTRAINT_CLASS)) throw err;
       let keys: RowKey[] = [];
       if (hook) {
-        await d.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
+        await d.rollbackTo(SAVEPOINT);
         keys = await stagedKeys(d, t.receivers.get(d.name)!, t.temp);
         if (attempt < MAX_EXCEPTION_RETRIES) {
           const answer = await hook({ sync: run.sync, table: t.display, database: d.name, error: err as Error, constraint: e.constraint, keys, query });

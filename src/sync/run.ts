@@ -19,8 +19,30 @@ export type { RunDeps } from './context.js';
 
 const debug = createDebug('pgferry:run');
 
-/** Runs the sync once. Resolves when every receiver and every watermark committed. */
+/** Attempts of one run whose writes on a source deadlock with an application's there. */
+const MAX_ATTEMPTS = 3;
+/** SQLSTATE deadlock_detected. */
+const DEADLOCK = '40P01';
+
+/**
+ * Runs the sync once. Resolves when every receiver and every watermark committed. A run whose
+ * writes on a source (multi-master: they hold row locks until the run commits) deadlocked
+ * with an application's transaction there starts again, a few times.
+ */
 export async function runSync(plan: SyncPlan, deps: RunDeps, ctx: RunContext): Promise<RunResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runOnce(plan, deps, ctx);
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; database?: string } }).cause;
+      const onSource = plan.databases.some((d) => d.role === 'source' && d.name === cause?.database);
+      if (attempt >= MAX_ATTEMPTS || deps.signal?.aborted || cause?.code !== DEADLOCK || !onSource) throw err;
+      debug('%s run %s: attempt %d deadlocked with a write on %s; again', plan.name, ctx.runId, attempt, cause.database);
+    }
+  }
+}
+
+async function runOnce(plan: SyncPlan, deps: RunDeps, ctx: RunContext): Promise<RunResult> {
   const run = new Run(plan, deps, ctx);
   try {
     await readSources(run); //       1. a snapshot per source; tables from the catalog
@@ -33,6 +55,8 @@ export async function runSync(plan: SyncPlan, deps: RunDeps, ctx: RunContext): P
     await syncSequences(run); //     7. sequences, furthest value wins
     const result = run.result();
     debug('%s run %s: %s in %dms', run.sync, run.runId, result.status, result.durationMs);
+    await run.close();
+    for (const task of run.afterwards) deps.background?.(task);
     return result;
   } catch (err) {
     throw run.failure(err);

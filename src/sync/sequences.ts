@@ -11,9 +11,11 @@ import type { Run } from './context.js';
 export async function syncSequences(run: Run): Promise<void> {
   for (const q of run.relations) {
     if (q.kind !== 'sequence') continue;
+    // The sources' read sessions are free again (their transactions committed): one
+    // connection per database is all a run needs.
     const sessions = new Map<string, Session>();
     for (const d of run.plan.databases) {
-      const s = await run.open(d.name);
+      const s = run.reads.get(d.name)?.session ?? (await run.open(d.name));
       await s.begin();
       sessions.set(d.name, s);
     }
@@ -21,9 +23,9 @@ export async function syncSequences(run: Run): Promise<void> {
     for (const name of run.sources) states.push(await readSequence(sessions.get(name)!.client, q));
     const want = winningSequence(states);
     for (const s of sessions.values()) await writeSequence(s, q, want);
-    for (const s of sessions.values()) {
+    for (const [name, s] of sessions) {
       await s.commit();
-      await s.close();
+      if (!run.reads.has(name)) await s.close();
     }
     run.sequences[displayName(q)] = want.lastValue.toString();
   }

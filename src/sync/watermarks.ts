@@ -1,7 +1,9 @@
 /**
- * Phase 6, commit watermarks: every receiver committed, so the changes read are delivered;
- * each source's watermark moves to its read snapshot and its read transaction commits. Then,
- * off the run's critical path, deltas every sync has delivered are pruned.
+ * Phase 6, commit watermarks: every target committed, so the changes read are delivered. With
+ * one source, its watermark moves to its read snapshot in its read transaction. With several,
+ * each source's read transaction also holds the rows the run wrote there: all of them commit
+ * first, and only then does any watermark move (each in a short transaction of its own).
+ * Afterwards, off the run's critical path, deltas every sync has delivered are pruned.
  */
 import createDebug from 'debug';
 import { Session } from '../db/session.js';
@@ -12,20 +14,31 @@ import type { Run } from './context.js';
 const debug = createDebug('pgferry:run');
 
 export async function commitWatermarks(run: Run): Promise<void> {
-  if (run.incremental) {
-    for (const read of run.reads.values()) await advanceWatermark(read, run.deps.schema, run.sync);
+  const reads = [...run.reads.values()];
+  if (!run.incremental) {
+    for (const read of reads) await read.session.commit();
+    return;
   }
-  for (const read of run.reads.values()) await read.session.commit();
-  if (run.incremental) schedulePrune(run);
+  if (reads.length === 1) {
+    await advanceWatermark(reads[0]!, run.deps.schema, run.sync);
+    await reads[0]!.session.commit();
+  } else {
+    for (const read of reads) await read.session.commit();
+    for (const read of reads) {
+      await read.session.begin();
+      await advanceWatermark(read, run.deps.schema, run.sync);
+      await read.session.commit();
+    }
+  }
+  schedulePrune(run);
 }
 
 /** Deletes delivered deltas after the run, so delta tables stay small in steady state. */
 function schedulePrune(run: Run): void {
-  const { background, dbs, schema } = run.deps;
-  if (!background) return;
+  const { dbs, schema } = run.deps;
   const targets = [...run.reads.keys()].map((name) => dbs.get(name)!);
   const infos = run.tables.map((t) => t.info);
-  background(async () => {
+  run.afterwards.push(async () => {
     for (const db of targets) {
       const s = await Session.open(db);
       try {
