@@ -37,6 +37,8 @@ export const replicatorOptionsSchema = z.strictObject({
   }).default({ minDelayMs: 100, maxDelayMs: 30_000 }),
   /** Delay after a notification before an autokick run starts, to coalesce bursts, in ms. */
   autokickDelayMs: z.number().int().nonnegative().default(0),
+  /** Longest wait for a free connection of a database's pool, in ms (then CONNECTION_FAILED). */
+  connectionTimeoutMs: z.number().int().positive().default(30_000),
 });
 export type ReplicatorOptions = z.input<typeof replicatorOptionsSchema>;
 export type ResolvedReplicatorOptions = z.output<typeof replicatorOptionsSchema>;

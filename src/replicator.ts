@@ -155,7 +155,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
         issues: [{ path: name, message: 'already added' }],
       });
     }
-    this.#dbs.set(name, new Database(name, parsed as ConstructorParameters<typeof Database>[1]));
+    this.#dbs.set(name, new Database(name, parsed as ConstructorParameters<typeof Database>[1], this.options.connectionTimeoutMs));
   }
 
   /**

@@ -5,7 +5,7 @@
  * not statements, travels: applying the same batch twice leaves the same rows.
  */
 import { PgferryError } from '../errors.js';
-import { readTable, type TableInfo } from '../catalog/tables.js';
+import { readTable, type ForeignKey, type TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
@@ -83,11 +83,23 @@ export interface KeyRange {
  * when given) into the receiver's staging table. A key whose row is gone at the source arrives
  * with `pgferry_present = false`. Returns the number of keys staged.
  */
-export async function stageRows(source: Session, receiver: Session, t: TableInfo, temp: TempNames, columns: string[], range?: KeyRange): Promise<number> {
+export async function stageRows(
+  source: Session,
+  receiver: Session,
+  t: TableInfo,
+  temp: TempNames,
+  columns: string[],
+  range?: KeyRange,
+  goneOnly = false,
+): Promise<number> {
   const keys = new Set(t.key);
   const select = columns.map((c) => (keys.has(c) ? `k.${ident(c)}` : `t.${ident(c)}`)).join(', ');
   const n = `k.${KEY_TABLE.number}`;
-  const where = range ? `WHERE ${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}` : '';
+  const conditions = [
+    ...(range ? [`${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}`] : []),
+    ...(goneOnly ? [`t.${ident(t.key[0]!)} IS NULL`] : []),
+  ];
+  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const src = literal(source.name);
   const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${n}, ${select}
                       FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
@@ -207,15 +219,47 @@ async function perOrigin(
   return out;
 }
 
-/** Deletes the staged keys whose rows no longer exist at the source (those of `span` only, when given). */
-export async function applyDeletes(receiver: Session, t: TableInfo, temp: TempNames, wantKeys: boolean, knownOrigins?: string[], span?: StagedSpan): Promise<Applied> {
+/** A table that references another through a foreign key (on the receiver). */
+export interface ReferencingTable {
+  table: TableInfo;
+  fk: ForeignKey;
+}
+
+/** `AND NOT EXISTS (...)` for each referencing table: no row of it references row `d`. */
+function unreferenced(children: ReferencingTable[], parent: TableInfo): string {
+  return children
+    .map(({ table, fk }) => {
+      const match = fk.columns.map((c, i) => {
+        const ref = fk.refColumns[i]!;
+        const k = parent.key.indexOf(ref);
+        return `c.${ident(c)} ${k >= 0 ? parent.keyOps[k] : 'OPERATOR(pg_catalog.=)'} d.${ident(ref)}`;
+      });
+      return ` AND NOT EXISTS (SELECT FROM ${qualified(table)} c WHERE ${match.join(' AND ')})`;
+    })
+    .join('');
+}
+
+/**
+ * Deletes the staged keys whose rows no longer exist at the source: those of `span` only, when
+ * given; with `children`, only rows that no row of those tables references.
+ */
+export async function applyDeletes(
+  receiver: Session,
+  t: TableInfo,
+  temp: TempNames,
+  wantKeys: boolean,
+  knownOrigins?: string[],
+  span?: StagedSpan,
+  children?: ReferencingTable[],
+): Promise<Applied> {
   const st = ident(temp.staging);
+  const only = children ? unreferenced(children, t) : '';
   return perOrigin(
     receiver,
     temp,
     false,
     (filter) => [
-      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}
+      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}${only}
        ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     ],
     wantKeys,

@@ -19,8 +19,12 @@ export class Database {
   /** Where it is, for messages: host:port/database, never a password. */
   readonly where: string;
 
-  constructor(name: string, config: string | PoolConfig | { pool: pg.Pool }) {
+  /** Longest wait for a connection from the pool before CONNECTION_FAILED. */
+  readonly #waitMs: number;
+
+  constructor(name: string, config: string | PoolConfig | { pool: pg.Pool }, waitMs = 30_000) {
     this.name = name;
+    this.#waitMs = waitMs;
     if (typeof config === 'object' && 'pool' in config && config.pool) {
       this.#pool = config.pool as pg.Pool;
       this.#config = null;
@@ -69,12 +73,28 @@ export class Database {
   }
 
   /** Checks out a connection, or throws CONNECTION_FAILED (transient). */
+  /**
+   * Checks out a connection, or throws CONNECTION_FAILED (transient): when the server cannot
+   * be reached, or when no connection of the pool is free within the wait bound (a caller's
+   * pool may be busy with the application; pgferry never waits for one forever).
+   */
   async connect(): Promise<pg.PoolClient> {
     let c: pg.PoolClient;
+    let timer: NodeJS.Timeout | undefined;
+    const pending = this.pool.connect();
     try {
-      c = await this.pool.connect();
+      c = await Promise.race([
+        pending,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new PoolWaitTimeout(this.#waitMs, this.pool.options.max)), this.#waitMs);
+        }),
+      ]);
     } catch (err) {
+      // A connection that arrives after we gave up goes straight back.
+      if (err instanceof PoolWaitTimeout) pending.then((late) => late.release(), () => undefined);
       throw this.connectionError(err);
+    } finally {
+      clearTimeout(timer);
     }
     // A checked-out connection that dies emits 'error' on its client; without a listener
     // that would crash the host process. The query in flight fails on its own.
@@ -87,6 +107,12 @@ export class Database {
   }
 
   connectionError(err: unknown): PgferryError {
+    if (err instanceof PoolWaitTimeout) {
+      return new PgferryError('CONNECTION_FAILED', `Cannot get a connection to database "${this.name}" (${this.where}): ${err.message}.`, {
+        database: this.name,
+        transient: true,
+      });
+    }
     const msg = this.redact(err instanceof Error ? err.message || String((err as { code?: string }).code ?? err) : String(err));
     const auth = (err as { code?: string }).code === '28P01' || (err as { code?: string }).code === '28000';
     return new PgferryError(
@@ -142,6 +168,12 @@ export class Database {
 
   async close(): Promise<void> {
     if (this.#ownsPool && !this.#pool.ended) await this.#pool.end();
+  }
+}
+
+class PoolWaitTimeout extends Error {
+  constructor(ms: number, max: number | undefined) {
+    super(`no connection of its pool (max ${max ?? 10}) was free within ${ms} ms; give the pool more connections, or use fewer at once`);
   }
 }
 

@@ -1,8 +1,13 @@
 /**
- * One chunk of a run on every receiver: stage each table's changed rows (COPY from the source
- * that changed them into a temporary table), then delete children before parents and upsert
- * parents before children. A target writes in a transaction of its own, committed with the
- * chunk. A source (multi-master) writes in its read transaction: it sees the snapshot the run
+ * One chunk of a run on every receiver: stage the changed rows of the chunk's tables (COPY from
+ * the source that changed them into a temporary table), then write them in an order that keeps
+ * foreign keys between the tables: the run's first chunk empties tables (whole copies,
+ * TRUNCATEs) children first and copies parents first; then rows gone at the source are deleted
+ * from tables no other table references; then, parents first, a referenced table's gone rows
+ * that nothing references any more are deleted and every table's rows are upserted; last, the
+ * referenced tables' remaining gone rows are deleted, children first. apply.ts plans which
+ * steps of which tables each chunk does. A target writes in a transaction of its own,
+ * committed with the chunk. A source (multi-master) writes in its read transaction: it sees the snapshot the run
  * read there, so a row an application changed after it fails with a serialization error
  * (the run starts again and settles it as a conflict) instead of being overwritten, and a run
  * needs one connection per database. An onException hook may write through the chunk's
@@ -20,8 +25,10 @@ import {
   stagedCounts,
   type Applied,
   type KeyRange,
+  type ReferencingTable,
   type StagedSpan,
 } from '../apply/applier.js';
+import { emptyTable } from '../apply/fullcopy.js';
 import { passFence } from '../apply/fence.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
@@ -31,7 +38,7 @@ import type { ExceptionContext } from '../types.js';
 import type { Run, RunTable } from './context.js';
 import { withExceptionHook } from './exception.js';
 import { applyPastNewerWrites } from './newer-writes.js';
-import { copyWhole } from './fullcopy.js';
+import { copyInto } from './fullcopy.js';
 
 /** Origins of a table's staged deletes and upserts, when known without a query. */
 interface KnownOrigins {
@@ -39,10 +46,25 @@ interface KnownOrigins {
   upserts: string[];
 }
 
+/**
+ * What a chunk does to a table. `delete`: its gone rows (a table no other table of the run
+ * references). For a referenced table: `delete-early` (gone rows nothing references, before
+ * its upsert) and `delete-late` (the rest, after the children were written).
+ */
+export type Step = 'delete' | 'delete-early' | 'upsert' | 'delete-late';
+
+export interface ChunkPlan {
+  /** Key numbers of the chunk (none: every changed key). */
+  range?: KeyRange;
+  /** The run's first chunk: it also empties and copies whole tables. */
+  first: boolean;
+  /** The tables it writes and how, in dependency order. */
+  work: Map<RunTable, ReadonlySet<Step>>;
+}
+
 export class Chunk {
   readonly #run: Run;
-  readonly #first: boolean;
-  readonly #range: KeyRange | undefined;
+  readonly #plan: ChunkPlan;
   readonly #wantKeys: boolean;
   /** The chunk's write transaction on each database it writes to (a source's is its read transaction). */
   readonly #writers = new Map<string, Session>();
@@ -50,10 +72,9 @@ export class Chunk {
   readonly #counted = new Set<string>();
   readonly #applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
 
-  constructor(run: Run, first: boolean, range: KeyRange | undefined) {
+  constructor(run: Run, plan: ChunkPlan) {
     this.#run = run;
-    this.#first = first;
-    this.#range = range;
+    this.#plan = plan;
     this.#wantKeys = run.deps.emit.wants('rows:applied');
   }
 
@@ -89,88 +110,126 @@ export class Chunk {
     }
   };
 
-  /** Fills the receiver's staging table of `t` with this chunk's rows for it. */
-  async #stage(d: Session, t: RunTable): Promise<void> {
+  /**
+   * Fills the receiver's staging table of `t` with this chunk's rows for it: from every source
+   * but the receiver itself (and but the source of a whole copy made into it), and the rows a
+   * resolver merged (with the table's first chunk). Late deletes need only the gone rows.
+   */
+  async #stage(d: Session, t: RunTable, steps: ReadonlySet<Step>): Promise<void> {
     const run = this.#run;
     const here = t.receivers.get(d.name)!;
     await createStaging(d, here, t.temp, t.columns);
-    if (this.#first && t.truncate && t.truncate.db !== d.name) {
-      // A TRUNCATE won: the receiver keeps only the rows it changed itself since (a source's
-      // own changed keys are in its key table, in this same session).
-      await emptyExceptOwn(d, here, t.temp, run.reads.has(d.name) && (t.counts.get(d.name) ?? 0) > 0);
-    }
+    const goneOnly = steps.size === 1 && steps.has('delete-late');
+    // A whole copy brought the first source's rows; its changes are in the copy (unless a
+    // TRUNCATE elsewhere empties the table again, which only changed rows survive).
+    const skip = t.copyInto.has(d.name) && !t.truncate ? run.sources[0] : undefined;
     let staged = 0;
     for (const [name, read] of run.reads) {
-      if (name === d.name || (t.counts.get(name) ?? 0) === 0) continue;
-      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#range);
+      if (name === d.name || name === skip || (t.counts.get(name) ?? 0) === 0) continue;
+      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#plan.range, goneOnly);
     }
     // With statistics the planner joins a large staging table by hash, not row by row.
     if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(t.temp.staging)}`);
-    if (this.#first && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
+    if (!goneOnly && (this.#plan.range?.from ?? 0) === 0 && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
     if (run.plan.config.cascade) await dropOwnOrigin(d, t.temp);
   }
 
-  /** Stages every table on receiver `name`, then deletes children first and upserts parents first. */
+  /** The run's first chunk: tables emptied children first (whole copies, TRUNCATEs), whole copies made parents first. */
+  async #emptyAndCopy(d: Session): Promise<void> {
+    const run = this.#run;
+    const name = d.name;
+    for (const t of [...run.tables].reverse()) {
+      const here = t.receivers.get(name)!;
+      if (t.copyInto.has(name)) await emptyTable(d, here);
+      // A TRUNCATE on another source: the receiver keeps only the rows it changed itself since
+      // (a source's own changed keys are in its key table, in this same session).
+      else if (t.truncate && t.truncate.db !== name) await emptyExceptOwn(d, here, t.temp, run.reads.has(name) && (t.counts.get(name) ?? 0) > 0);
+    }
+    for (const t of run.tables) {
+      // onetimecopy: the whole table at the first source's snapshot.
+      if (t.copyInto.has(name)) t.result.upserted += await copyInto(run, run.firstRead.session, d, t);
+    }
+  }
+
+  /** Stages this chunk's tables on receiver `name` and writes them in foreign-key order. */
   async applyTo(name: string): Promise<void> {
     const run = this.#run;
     const d = await this.#writer(name);
-    const known = new Map<RunTable, KnownOrigins>();
     for (const t of run.tables) {
       if (!t.receivers.has(name)) t.receivers.set(name, await checkReceiver(d, t.info, t.columns, run.sources[0]!));
-      if (t.copyInto.has(name)) {
-        // onetimecopy: the whole table at the source's snapshot replaces the changes.
-        if (this.#first) t.result.upserted += await copyWhole(run, run.firstRead.session, d, t);
-        await createStaging(d, t.receivers.get(name)!, t.temp, t.columns);
-        continue;
-      }
-      await this.#stage(d, t);
-      const origins = await this.#count(d, t);
+    }
+    if (this.#plan.first) await this.#emptyAndCopy(d);
+    const work = [...this.#plan.work];
+    const known = new Map<RunTable, KnownOrigins>();
+    for (const [t, steps] of work) {
+      await this.#stage(d, t, steps);
+      const origins = await this.#count(d, t, steps.has('upsert') || steps.has('delete'));
       if (origins) known.set(t, origins);
     }
-    // On a source, rows changed there after the run read it keep their newer write.
-    const write = (t: RunTable, apply: (span?: StagedSpan) => Promise<Applied>) =>
-      run.reads.has(name) ? applyPastNewerWrites(d, t.temp, apply) : apply();
-    const dels = new Map<RunTable, Applied>();
-    for (const t of [...run.tables].reverse()) {
-      const k = known.get(t)?.deletes;
-      const here = t.receivers.get(name)!;
-      dels.set(
-        t,
-        k && k.length === 0
-          ? { count: 0, keys: [] }
-          : await withExceptionHook(
-              run,
-              t,
-              d,
-              this.#hookQuery,
-              (attempt) => write(t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : k, span)),
-              () => this.#stage(d, t),
-            ),
-      );
-    }
-    for (const t of run.tables) {
+    const dels = new Map<RunTable, Applied>(work.map(([t]) => [t, { count: 0, keys: [] }]));
+    const deleted = (t: RunTable, r: Applied) => {
       const del = dels.get(t)!;
-      const here = t.receivers.get(name)!;
-      const up = await withExceptionHook(
-        run,
-        t,
-        d,
-        this.#hookQuery,
-        async (attempt) => {
-          if (attempt > 0) {
-            // Re-staged after a hook: keys that are gone now are deleted first.
-            const again = await write(t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, undefined, span));
-            del.count += again.count;
-            del.keys.push(...again.keys);
-            return write(t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, undefined, span));
-          }
-          const k = known.get(t)?.upserts;
-          return k && k.length === 0 ? { count: 0, keys: [] } : write(t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
-        },
-        () => this.#stage(d, t),
-      );
-      this.#applied.push({ target: name, table: t.display, up, del });
+      del.count += r.count;
+      del.keys.push(...r.keys);
+    };
+    for (const [t, steps] of [...work].reverse()) if (steps.has('delete')) deleted(t, await this.#delete(d, t, known.get(t), false));
+    for (const [t, steps] of work) {
+      if (steps.has('delete-early')) deleted(t, await this.#delete(d, t, known.get(t), true));
+      if (steps.has('upsert')) this.#applied.push({ target: name, table: t.display, up: await this.#upsert(d, t, known.get(t), (r) => deleted(t, r)), del: dels.get(t)! });
     }
+    for (const [t, steps] of [...work].reverse()) if (steps.has('delete-late')) deleted(t, await this.#delete(d, t, known.get(t), false));
+    for (const [t, steps] of work) if (!steps.has('upsert')) this.#applied.push({ target: name, table: t.display, up: { count: 0, keys: [] }, del: dels.get(t)! });
+  }
+
+  /** On a source, rows changed there after the run read it keep their newer write. */
+  #write(d: Session, t: RunTable, apply: (span?: StagedSpan) => Promise<Applied>): Promise<Applied> {
+    return this.#run.reads.has(d.name) ? applyPastNewerWrites(d, t.temp, apply) : apply();
+  }
+
+  /** Deletes `t`'s gone rows; with `unreferencedOnly`, those that no row of the run's other tables references. */
+  async #delete(d: Session, t: RunTable, known: KnownOrigins | undefined, unreferencedOnly: boolean): Promise<Applied> {
+    if (known?.deletes.length === 0) return { count: 0, keys: [] };
+    const here = t.receivers.get(d.name)!;
+    const children = unreferencedOnly ? this.#referencing(t, d.name) : undefined;
+    return withExceptionHook(
+      this.#run,
+      t,
+      d,
+      this.#hookQuery,
+      (attempt) => this.#write(d, t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : known?.deletes, span, children)),
+      () => this.#stage(d, t, new Set(['delete'])),
+    );
+  }
+
+  async #upsert(d: Session, t: RunTable, known: KnownOrigins | undefined, deleted: (r: Applied) => void): Promise<Applied> {
+    const here = t.receivers.get(d.name)!;
+    return withExceptionHook(
+      this.#run,
+      t,
+      d,
+      this.#hookQuery,
+      async (attempt) => {
+        if (attempt > 0) {
+          // Re-staged after a hook: keys that are gone now are deleted first.
+          deleted(await this.#write(d, t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, undefined, span)));
+          return this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, undefined, span));
+        }
+        const k = known?.upserts;
+        return k && k.length === 0 ? { count: 0, keys: [] } : this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
+      },
+      () => this.#stage(d, t, new Set(['upsert'])),
+    );
+  }
+
+  /** The run's tables that reference `t` on receiver `name`, with their foreign keys onto it. */
+  #referencing(t: RunTable, name: string): ReferencingTable[] {
+    const out: ReferencingTable[] = [];
+    for (const o of this.#run.tables) {
+      if (o === t) continue;
+      const child = o.receivers.get(name)!;
+      for (const fk of child.foreignKeys) if (fk.table === t.display) out.push({ table: child, fk });
+    }
+    return out;
   }
 
   /**
@@ -178,11 +237,11 @@ export class Chunk {
    * without cascade, returns the origins of its deletes and upserts (each staged row's origin
    * is then the source it came from).
    */
-  async #count(d: Session, t: RunTable): Promise<KnownOrigins | undefined> {
+  async #count(d: Session, t: RunTable, intoResult: boolean): Promise<KnownOrigins | undefined> {
     const counts = await stagedCounts(d, t.receivers.get(d.name)!, t.temp);
     for (const [src, n] of counts) {
       const id = `${src}\0${t.display}`;
-      if (this.#counted.has(id)) continue;
+      if (!intoResult || this.#counted.has(id)) continue;
       this.#counted.add(id);
       if (src === this.#run.sync) continue; // merged rows are counted at commit
       t.result.upserted += n.present;
@@ -202,7 +261,6 @@ export class Chunk {
    */
   async commit(): Promise<void> {
     const run = this.#run;
-    if (this.#first) for (const t of run.tables) t.result.upserted += t.merged.length;
     for (const [name, w] of this.#writers) {
       if (run.fenced.has(name)) continue;
       await passFence(w, run.deps.schema, run.sync, run.generation);

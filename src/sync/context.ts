@@ -124,6 +124,16 @@ export class Run {
     return this.reads.get(this.sources[0]!)!;
   }
 
+  /** Whether some table of the run references another through a foreign key. */
+  get linked(): boolean {
+    return this.tables.some((t) => this.isReferenced(t));
+  }
+
+  /** Whether another table of the run references `t`. */
+  isReferenced(t: RunTable): boolean {
+    return this.tables.some((o) => o !== t && o.info.references.includes(t.display));
+  }
+
   /** Whether anything reaches a receiver this run: changes, merged rows, or whole copies. */
   get hasChanges(): boolean {
     return this.changes > 0 || this.tables.some((t) => t.merged.length > 0 || t.copyInto.size > 0);

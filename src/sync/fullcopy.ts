@@ -19,23 +19,29 @@ export async function copyToFullcopies(run: Run): Promise<void> {
 }
 
 async function copyAllTo(run: Run, name: string): Promise<void> {
-  const { tables } = run;
   const source = run.firstRead.session;
-  const linked = tables.some((t) => t.info.references.some((r) => tables.some((o) => o.display === r && o !== t)));
-  let w: Session | null = null;
-  for (const t of tables) {
-    if (!w) {
-      w = await run.open(name);
-      await w.begin('read committed', { [APPLIED_BY_SETTING]: run.sync });
-    }
-    t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
-    t.result.upserted += await copyWhole(run, source, w, t);
-    if (!linked) {
+  if (!run.linked) {
+    for (const t of run.tables) {
+      const w = await begin(run, name);
+      t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
+      await emptyTable(w, t.receivers.get(name)!);
+      t.result.upserted += await copyInto(run, source, w, t);
       await commit(run, w);
-      w = null;
     }
+    return;
   }
-  if (w) await commit(run, w);
+  // Tables that reference each other: one transaction, emptied children first, filled parents first.
+  const w = await begin(run, name);
+  for (const t of run.tables) t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
+  for (const t of [...run.tables].reverse()) await emptyTable(w, t.receivers.get(name)!);
+  for (const t of run.tables) t.result.upserted += await copyInto(run, source, w, t);
+  await commit(run, w);
+}
+
+async function begin(run: Run, name: string): Promise<Session> {
+  const w = await run.open(name);
+  await w.begin('read committed', { [APPLIED_BY_SETTING]: run.sync });
+  return w;
 }
 
 async function commit(run: Run, w: Session): Promise<void> {
@@ -44,9 +50,8 @@ async function commit(run: Run, w: Session): Promise<void> {
   await w.close();
 }
 
-/** Empties `t` on the receiver and copies every row into it, reporting progress. */
-export async function copyWhole(run: Run, source: Session, receiver: Session, t: RunTable): Promise<number> {
-  await emptyTable(receiver, t.info);
+/** Copies every row of `t` into the (emptied) receiver table, reporting progress. */
+export async function copyInto(run: Run, source: Session, receiver: Session, t: RunTable): Promise<number> {
   const binary = binaryCompatible(t.info, t.receivers.get(receiver.name)!, t.columns);
   const { emit } = run.deps;
   const wants = emit.wants('copy:progress');
