@@ -9,7 +9,6 @@ import { describe, expect, it } from 'vitest';
 import { Replicator, type SyncConfig } from '../src/index.js';
 import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { declareSync, kick, type Roles } from './helpers/replicators.js';
-import { sleep } from './helpers/wait.js';
 
 interface Env {
   rep: Replicator;
@@ -102,7 +101,7 @@ describe('TRUNCATE', () => {
     });
   });
 
-  it('multi-master: sources truncating in turn: only changes after the most recent TRUNCATE survive everywhere', async () => {
+  it("multi-master: sources truncating in turn: each TRUNCATE removes the rows before it; each source's changes after its own TRUNCATE survive everywhere", async () => {
     await withSync({ a: 'source', b: 'source', c: 'target' }, T, { tables: ['t'] }, async (env) => {
       const { a, b, c } = env.db as Record<string, TestDb>;
       await a!.sql(`INSERT INTO t SELECT g, 'a' || g FROM generate_series(1, 20) g`);
@@ -113,13 +112,14 @@ describe('TRUNCATE', () => {
       // In one run: a truncates and inserts, later b truncates and inserts.
       await a!.sql(`BEGIN; TRUNCATE t; INSERT INTO t VALUES (100, 'a after its truncate'), (101, 'a'); COMMIT;`);
       await a!.sql(`INSERT INTO t VALUES (102, 'a later')`);
-      await sleep(50);
       await b!.sql(`TRUNCATE t`);
       await b!.sql(`INSERT INTO t VALUES (200, 'b after its truncate'), (201, 'b')`);
       await kick(env.rep);
-      expect(await ids(c!)).toEqual([200, 201]);
-      expect(await ids(a!)).toEqual([200, 201]);
-      expect(await ids(b!)).toEqual([200, 201]);
+      // Both TRUNCATEs happened in one run's window: a's rows after its own TRUNCATE stay (how
+      // they order against b's would be read off two servers' clocks).
+      expect(await ids(c!)).toEqual([100, 101, 102, 200, 201]);
+      expect(await ids(a!)).toEqual([100, 101, 102, 200, 201]);
+      expect(await ids(b!)).toEqual([100, 101, 102, 200, 201]);
       await expectConverged(env, 'public.t');
       expect((await kick(env.rep)).status).toBe('empty');
       await expectConverged(env, 'public.t');
@@ -138,19 +138,18 @@ describe('TRUNCATE', () => {
     });
   });
 
-  it("multi-master: a TRUNCATE on a, then changes on b: b's later changes survive", async () => {
+  it("multi-master: a TRUNCATE on a, and changes on b in the same run's window: b's changes survive", async () => {
     await withSync({ a: 'source', b: 'source', c: 'target' }, T, { tables: ['t'] }, async (env) => {
       const { a, b, c } = env.db as Record<string, TestDb>;
       await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 30) g`);
       await kick(env.rep);
       expect(await expectConverged(env, 'public.t')).toHaveLength(30);
 
-      // b changes something before the TRUNCATE: lost with it.
+      // b changes something before the TRUNCATE: it survives too (another server's change
+      // is never dropped by comparing clocks).
       await b!.sql(`UPDATE t SET v = 'b before' WHERE id = 9`);
-      await sleep(50);
       await a!.sql(`TRUNCATE t`);
       await a!.sql(`INSERT INTO t VALUES (400, 'a after its truncate')`);
-      await sleep(50);
       await b!.sql(`UPDATE t SET v = 'b later' WHERE id IN (5, 6)`);
       await b!.sql(`INSERT INTO t VALUES (300, 'b new')`);
       await b!.sql(`DELETE FROM t WHERE id = 7`);
@@ -159,10 +158,11 @@ describe('TRUNCATE', () => {
       expect(await c!.sql(`SELECT id, v FROM t ORDER BY id`)).toEqual([
         { id: 5, v: 'b later' },
         { id: 6, v: 'b later' },
+        { id: 9, v: 'b before' },
         { id: 300, v: 'b new' },
         { id: 400, v: 'a after its truncate' },
       ]);
-      expect(await ids(b!)).toEqual([5, 6, 300, 400]);
+      expect(await ids(b!)).toEqual([5, 6, 9, 300, 400]);
       await expectConverged(env, 'public.t');
       expect((await kick(env.rep)).status).toBe('empty');
 
@@ -173,9 +173,29 @@ describe('TRUNCATE', () => {
       expect(await c!.sql(`SELECT id, v FROM t ORDER BY id`)).toEqual([
         { id: 5, v: 'a again' },
         { id: 6, v: 'b later' },
+        { id: 9, v: 'b before' },
         { id: 300, v: 'b new' },
         { id: 400, v: 'a after its truncate' },
         { id: 500, v: 'b' },
+      ]);
+      await expectConverged(env, 'public.t');
+    });
+  });
+
+  it("multi-master: a source whose clock runs an hour ahead truncates; the other's later writes are not lost", async () => {
+    await withSync({ a: 'source', b: 'source', c: 'target' }, T, { tables: ['t'] }, async (env) => {
+      const { a, b, c } = env.db as Record<string, TestDb>;
+      await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) g`);
+      await kick(env.rep);
+      await a!.sql(`TRUNCATE t`);
+      // As if a's clock were an hour ahead when it recorded the TRUNCATE.
+      await a!.sql(`UPDATE pgferry.truncates SET changed_at = changed_at + interval '1 hour'`);
+      await b!.sql(`INSERT INTO t VALUES (50, 'b after the truncate')`);
+      await b!.sql(`UPDATE t SET v = 'b after too' WHERE id = 3`);
+      await kick(env.rep);
+      expect(await c!.sql(`SELECT id, v FROM t ORDER BY id`)).toEqual([
+        { id: 3, v: 'b after too' },
+        { id: 50, v: 'b after the truncate' },
       ]);
       await expectConverged(env, 'public.t');
     });
@@ -241,7 +261,7 @@ describe('sequences', () => {
     });
   });
 
-  it('several sources: the highest value among them wins on every database', async () => {
+  it('several sources: the highest value among them reaches the targets; each source keeps its own', async () => {
     const ddl = `CREATE TABLE public.t (id int PRIMARY KEY, v text); CREATE SEQUENCE public.counter`;
     await withSync({ a: 'source', b: 'source', c: 'target' }, ddl, { tables: ['t', 'counter'] }, async (env) => {
       const { a, b, c } = env.db as Record<string, TestDb>;
@@ -249,16 +269,37 @@ describe('sequences', () => {
       await b!.sql(`SELECT nextval('counter') FROM generate_series(1, 25)`);
       const r1 = await kick(env.rep);
       expect(r1.sequences).toEqual({ 'public.counter': '25' });
-      for (const d of [a!, b!, c!]) expect((await seq(d, 'counter')).last_value).toBe('25');
-      for (const d of [a!, b!, c!]) expect(await nextval(d, 'counter')).toBe('26');
+      expect((await seq(c!, 'counter')).last_value).toBe('25');
+      expect((await seq(a!, 'counter')).last_value).toBe('10');
+      expect(await nextval(c!, 'counter')).toBe('26');
 
       // Now a is ahead.
-      await a!.sql(`SELECT nextval('counter') FROM generate_series(1, 30)`); // 56
-      await b!.sql(`SELECT nextval('counter') FROM generate_series(1, 3)`); // 29
+      await a!.sql(`SELECT nextval('counter') FROM generate_series(1, 30)`); // 40
+      await b!.sql(`SELECT nextval('counter') FROM generate_series(1, 3)`); // 28
       const r2 = await kick(env.rep);
-      expect(r2.sequences).toEqual({ 'public.counter': '56' });
-      for (const d of [a!, b!, c!]) expect((await seq(d, 'counter')).last_value).toBe('56');
-      for (const d of [a!, b!, c!]) expect(await nextval(d, 'counter')).toBe('57');
+      expect(r2.sequences).toEqual({ 'public.counter': '40' });
+      expect((await seq(c!, 'counter')).last_value).toBe('40');
+      expect((await seq(b!, 'counter')).last_value).toBe('28');
+    });
+  });
+
+  it('several sources handing out odd and even ids never collide because of pgferry', async () => {
+    const ddl = `CREATE SEQUENCE t_id_seq; CREATE TABLE public.t (id bigint PRIMARY KEY DEFAULT nextval('t_id_seq'), v text)`;
+    await withSync({ a: 'source', b: 'source', c: 'target' }, ddl, { tables: ['t', 't_id_seq'] }, async (env) => {
+      const { a, b, c } = env.db as Record<string, TestDb>;
+      // The recommended scheme: each source its own residue.
+      await a!.sql(`ALTER SEQUENCE t_id_seq INCREMENT 2 START 1 RESTART 1`);
+      await b!.sql(`ALTER SEQUENCE t_id_seq INCREMENT 2 START 2 MINVALUE 2 RESTART 2`);
+      for (let round = 0; round < 3; round++) {
+        await a!.sql(`INSERT INTO t (v) SELECT 'a' FROM generate_series(1, 5)`);
+        await b!.sql(`INSERT INTO t (v) SELECT 'b' FROM generate_series(1, 7)`);
+        await kick(env.rep);
+      }
+      const rows = await expectConverged(env, 'public.t');
+      expect(rows).toHaveLength(36);
+      expect((await a!.sql<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE v = 'a' AND id % 2 = 1`))[0]!.n).toBe(15);
+      expect((await a!.sql<{ n: number }>(`SELECT count(*)::int AS n FROM t WHERE v = 'b' AND id % 2 = 0`))[0]!.n).toBe(21);
+      expect((await seq(c!, 't_id_seq'))).toMatchObject({ last_value: '42', increment_by: '2' });
     });
   });
 });

@@ -21,7 +21,8 @@ export async function writeSequence(s: Session, q: QualifiedName, want: Sequence
   const sameParams = have.increment === want.increment && have.min === want.min && have.max === want.max && have.start === want.start && have.cycle === want.cycle;
   if (!sameParams) {
     await s.query(
-      `ALTER SEQUENCE ${qualified(q)} INCREMENT BY ${want.increment} MINVALUE ${want.min} MAXVALUE ${want.max} START WITH ${want.start} ${want.cycle ? 'CYCLE' : 'NO CYCLE'}`,
+      // RESTART in the same statement: the old position may lie outside the new bounds.
+      `ALTER SEQUENCE ${qualified(q)} INCREMENT BY ${want.increment} MINVALUE ${want.min} MAXVALUE ${want.max} START WITH ${want.start} RESTART WITH ${want.lastValue} ${want.cycle ? 'CYCLE' : 'NO CYCLE'}`,
     );
   }
   if (sameParams && have.lastValue === want.lastValue && have.isCalled === want.isCalled) return false;

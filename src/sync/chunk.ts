@@ -122,7 +122,7 @@ export class Chunk {
     const goneOnly = steps.size === 1 && steps.has('delete-late');
     // A whole copy brought the first source's rows; its changes are in the copy (unless a
     // TRUNCATE elsewhere empties the table again, which only changed rows survive).
-    const skip = t.copyInto.has(d.name) && !t.truncate ? run.sources[0] : undefined;
+    const skip = t.copyInto.has(d.name) && t.truncatedOn.size === 0 ? run.sources[0] : undefined;
     let staged = 0;
     for (const [name, read] of run.reads) {
       if (name === d.name || name === skip || (t.counts.get(name) ?? 0) === 0) continue;
@@ -142,8 +142,8 @@ export class Chunk {
       const here = t.receivers.get(name)!;
       if (t.copyInto.has(name)) await emptyTable(d, here);
       // A TRUNCATE on another source: the receiver keeps only the rows it changed itself since
-      // (a source's own changed keys are in its key table, in this same session).
-      else if (t.truncate && t.truncate.db !== name) await emptyExceptOwn(d, here, t.temp, run.reads.has(name) && (t.counts.get(name) ?? 0) > 0);
+      // the last run (a source's own changed keys are in its key table, in this same session).
+      else if ([...t.truncatedOn].some((db) => db !== name)) await emptyExceptOwn(d, here, t.temp, run.reads.has(name) && (t.counts.get(name) ?? 0) > 0);
     }
     for (const t of run.tables) {
       // onetimecopy: the whole table at the first source's snapshot.

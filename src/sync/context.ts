@@ -45,8 +45,8 @@ export interface RunTable {
   counts: Map<string, number>;
   /** Highest key number in any source's key table (chunks cover 1..span). */
   span: number;
-  /** The newest TRUNCATE among the sources, when one happened since the last run. */
-  truncate: { db: string; micros: number } | null;
+  /** Sources where the table was truncated since the last run. */
+  truncatedOn: Set<string>;
   /** Rows merged by a resolver, written to every database. */
   merged: Row[];
   /** Receivers that get the whole table this run (onetimecopy) instead of its changes. */

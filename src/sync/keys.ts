@@ -1,8 +1,14 @@
 /**
  * Phase 2, plan keys: decide which targets get a whole table this run (onetimecopy: once in
  * the sync's life, recorded by the target's fence, or when a kick asks for it), then
- * collect each table's changed keys on every source into its key table, apply TRUNCATEs (only
- * changes made after the newest one survive it) and index key tables that span several chunks.
+ * collect each table's changed keys on every source into its key table, apply TRUNCATEs and
+ * index key tables that span several chunks.
+ *
+ * A TRUNCATE on a source removes every row that existed before it, everywhere; of that
+ * source's own changes, only those made after it survive (one server's clock decides order
+ * on that server). Changes made on other sources since the last run survive it: their order
+ * against the TRUNCATE would be known only by comparing two servers' clocks, and a skewed
+ * clock must not lose a write.
  */
 import { hasDelivered } from '../apply/fence.js';
 import { isEmpty } from '../apply/fullcopy.js';
@@ -27,21 +33,20 @@ export async function planFirstCopies(run: Run): Promise<void> {
 export async function collectChanges(run: Run): Promise<void> {
   if (!run.incremental) return;
   for (const t of run.tables) {
-    let newest: { db: string; micros: number } | null = null;
     for (const [name, read] of run.reads) {
-      const n = await collectKeys(read, run.scope, t.info, t.temp);
-      t.counts.set(name, n);
-      t.span = Math.max(t.span, n);
+      const numbered = await collectKeys(read, run.scope, t.info, t.temp);
+      let n = numbered;
+      // Chunks cover key numbers 1..span: the numbers stay when keys are dropped below.
+      t.span = Math.max(t.span, numbered);
       const tr = await lastTruncate(read, run.scope, t.info);
-      if (tr && (!newest || tr.micros > newest.micros)) newest = { db: name, micros: tr.micros };
+      if (tr) {
+        t.truncatedOn.add(name);
+        n = await dropKeysBefore(read, t.temp, tr.micros);
+      }
+      t.counts.set(name, n);
+      if (numbered > run.plan.config.chunkSize) await indexKeyTable(read, t.temp);
+      run.changes += n;
     }
-    if (newest) {
-      // Only changes made after the newest TRUNCATE survive it.
-      t.truncate = newest;
-      for (const [name, read] of run.reads) t.counts.set(name, await dropKeysBefore(read, t.temp, newest.micros));
-    }
-    for (const [name, n] of t.counts) if (n > run.plan.config.chunkSize) await indexKeyTable(run.reads.get(name)!, t.temp);
-    for (const n of t.counts.values()) run.changes += n;
-    if (t.truncate) run.changes++;
+    if (t.truncatedOn.size > 0) run.changes++;
   }
 }

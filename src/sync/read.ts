@@ -67,7 +67,7 @@ function newRunTable(info: TableInfo, position: number): RunTable {
     temp: tempNames(position),
     counts: new Map(),
     span: 0,
-    truncate: null,
+    truncatedOn: new Set(),
     merged: [],
     copyInto: new Set(),
     receivers: new Map(),

@@ -1,6 +1,8 @@
 /**
- * Phase 7, sequences (not transactional): each sequence of the sync is set on every database
- * to the sources' furthest value.
+ * Phase 7, sequences (not transactional): each sequence of the sync is set on every target
+ * (and fullcopy database) to the sources' furthest value, with its increment and bounds. The
+ * sources keep their own: two sources must hand out different ids (odd and even, or disjoint
+ * ranges), and forcing one's increment and position on the other would make them collide.
  */
 import { readSequence } from '../catalog/tables.js';
 import { winningSequence, writeSequence } from '../apply/sequences.js';
@@ -22,7 +24,7 @@ export async function syncSequences(run: Run): Promise<void> {
     const states = [];
     for (const name of run.sources) states.push(await readSequence(sessions.get(name)!.client, q));
     const want = winningSequence(states);
-    for (const s of sessions.values()) await writeSequence(s, q, want);
+    for (const [name, s] of sessions) if (!run.sources.includes(name)) await writeSequence(s, q, want);
     for (const [name, s] of sessions) {
       await s.commit();
       if (!run.reads.has(name)) await s.close();
