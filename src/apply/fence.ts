@@ -21,20 +21,28 @@ function notInstalled(session: Session, schema: string, sync: string): PgferryEr
   );
 }
 
+/** A run's place in the order of runs: its number, and what numbered it (server and database). */
+export interface Generation {
+  value: bigint;
+  origin: string;
+}
+
 /**
  * Records `generation` as the newest run of `sync` that wrote on this session's database, in
  * its open transaction (the row stays locked until it ends), or throws when a newer run did.
+ * A generation of another origin (the first source moved to another server) replaces the
+ * recorded one.
  */
-export async function passFence(session: Session, schema: string, sync: string, generation: bigint): Promise<void> {
+export async function passFence(session: Session, schema: string, sync: string, generation: Generation): Promise<void> {
   const s = ident(schema);
   let r;
   try {
     r = await session.query<{ generation: string }>(
-      `INSERT INTO ${s}.fences AS f (sync, generation) VALUES ($1, $2)
-       ON CONFLICT (sync) DO UPDATE SET generation = EXCLUDED.generation, updated_at = now()
-        WHERE f.generation <= EXCLUDED.generation
+      `INSERT INTO ${s}.fences AS f (sync, generation, origin) VALUES ($1, $2, $3)
+       ON CONFLICT (sync) DO UPDATE SET generation = EXCLUDED.generation, origin = EXCLUDED.origin, updated_at = now()
+        WHERE f.generation <= EXCLUDED.generation OR f.origin IS DISTINCT FROM EXCLUDED.origin
        RETURNING generation::text`,
-      [sync, generation.toString()],
+      [sync, generation.value.toString(), generation.origin],
     );
   } catch (err) {
     if ((err as { code?: string }).code === UNDEFINED_TABLE) throw notInstalled(session, schema, sync);
@@ -43,7 +51,7 @@ export async function passFence(session: Session, schema: string, sync: string, 
   if (r.rowCount === 0) {
     throw new PgferryError(
       'RUN_FAILED',
-      `Sync "${sync}": a newer run already wrote to database "${session.name}", so this run (generation ${generation}) rolled back instead of writing older rows over newer ones. It lost its lock (a connection to a source was cut); nothing of it was applied.`,
+      `Sync "${sync}": a newer run already wrote to database "${session.name}", so this run (generation ${generation.value}) rolled back instead of writing older rows over newer ones. It lost its lock (a connection to a source was cut); nothing of it was applied.`,
       { sync, database: session.name, transient: true },
     );
   }
@@ -53,7 +61,7 @@ export async function passFence(session: Session, schema: string, sync: string, 
  * The fence of a full copy: passed where the library schema is installed. A full copy needs no
  * install (it rewrites everything every run, so a stale copy is replaced by the next one).
  */
-export async function passFenceIfInstalled(session: Session, schema: string, sync: string, generation: bigint): Promise<void> {
+export async function passFenceIfInstalled(session: Session, schema: string, sync: string, generation: Generation): Promise<void> {
   if (await relationExists(session.client, { schema, name: 'fences' })) await passFence(session, schema, sync, generation);
 }
 

@@ -122,6 +122,11 @@ ALTER TABLE ${s}.captured ADD COLUMN key_types text[];
 -- counts: a watermark restored onto another server is not trusted.
 ALTER TABLE ${s}.watermark ADD COLUMN system_id bigint;
 
+-- Where a fence's generations come from (the server and database that numbered the run):
+-- generations of another origin, e.g. after the sync's first source moved to a new server,
+-- cannot be compared with them, and the newer origin takes over.
+ALTER TABLE ${s}.fences ADD COLUMN origin text;
+
 -- Capture functions run as the owners of their tables; each may record TRUNCATEs of the
 -- tables its role owns, and only those.
 ALTER TABLE ${s}.truncates ENABLE ROW LEVEL SECURITY;

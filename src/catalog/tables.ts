@@ -243,3 +243,18 @@ export async function estimateRows(db: Queryable, t: { oid: number }): Promise<n
   const n = r.rows[0]?.n ?? -1;
   return n < 0 ? -1 : Math.round(n);
 }
+
+/**
+ * Built-in types whose equal values always print the same (in pgferry's pinned settings).
+ * numeric (1.0 = 1.00), floats (0 = -0), interval ('1 day' = '24 hours'), citext and the like
+ * are not among them.
+ */
+const CANONICAL_TYPES = new Set([16, 17, 18, 19, 20, 21, 23, 25, 26, 1042, 1043, 1082, 1083, 1114, 1184, 2950]);
+
+/** Whether two equal keys of this table always have the same text (see CANONICAL_TYPES; collations deterministic). */
+export function canonicalKey(t: TableInfo): boolean {
+  return t.key.every((k) => {
+    const c = t.columns.find((x) => x.name === k);
+    return !!c && CANONICAL_TYPES.has(c.typeOid) && c.deterministic;
+  });
+}

@@ -1,83 +1,62 @@
 /**
- * Reading back the changed keys a run collected on a source: in key order through a cursor
- * (for conflict detection, which merges the sources' streams), dropping keys that a source
- * lost, and reading a key's current row for a conflict resolver.
+ * The changed keys a run collected on its sources, read back for multi-master: keys changed
+ * on several sources (conflicts), dropping keys that a source lost, and reading a key's
+ * current row for a conflict resolver.
  */
 import pg from 'pg';
-import Cursor from 'pg-cursor';
 import type { TableInfo } from '../catalog/tables.js';
+import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { ident, identList, qualified } from '../sql/ident.js';
+import { ident, identList, literal, qualified } from '../sql/ident.js';
 import type { TempNames } from '../sql/names.js';
 import type { Row, RowKey } from '../types.js';
 
-/** One changed key as read from a key table. */
-export interface ChangedKey {
-  /** The key's text form (`ROW(k...)::text`), to find it again in SQL. */
+/** A source that changed a conflicting key. */
+export interface Contender {
+  db: string;
+  /** The key's text form on that source (`ROW(k...)::text`), to find it again there. */
   keyText: string;
-  key: RowKey;
+  /** Newest change to the key on that source (that server's clock). */
   changedAt: Date;
-  /** `changedAt` in microseconds since the epoch (Date keeps only milliseconds). */
+  /** The same instant in microseconds since the epoch (Date keeps only milliseconds). */
   micros: number;
 }
 
-interface KeyRow {
-  kt: string;
-  micros: string;
-  changed_at: Date;
-  [col: string]: unknown;
+export interface FoundConflict {
+  /** The key as the first source holds it. */
+  key: RowKey;
+  contenders: Contender[];
 }
 
-const BATCH = 5000;
-
 /**
- * A source's changed keys of one table in key order (the key's text form, byte order), read
- * through a cursor in batches: memory holds one batch however many keys changed.
+ * Keys changed on two or more sources. Every source's changed keys are gathered on the first
+ * of them (COPY, no parsing) and grouped there by the key's own type and collation, so keys
+ * that are equal for the table but print differently (citext, numeric scale, collations) are
+ * one key. Memory holds the conflicts, not every changed key.
  */
-export class KeyStream {
-  readonly db: string;
-  readonly #key: string[];
-  #cursor: Cursor<KeyRow>;
-  #buf: KeyRow[] = [];
-  #pos = 0;
-  #done = false;
-
-  constructor(session: Session, t: TableInfo, temp: TempNames) {
-    this.db = session.name;
-    this.#key = t.key;
-    this.#cursor = session.client.query(
-      new Cursor<KeyRow>(
-        `SELECT ROW(${identList(t.key)})::text COLLATE "C" AS kt, ${identList(t.key)}, changed_at,
-                (extract(epoch FROM changed_at) * 1000000)::bigint::text AS micros
-           FROM pg_temp.${ident(temp.keys)} ORDER BY 1`,
-      ),
-    );
-  }
-
-  /** The next key without taking it, or undefined at the end. */
-  async peek(): Promise<ChangedKey | undefined> {
-    if (this.#pos >= this.#buf.length) {
-      if (this.#done) return undefined;
-      this.#buf = await this.#cursor.read(BATCH);
-      this.#pos = 0;
-      if (this.#buf.length === 0) {
-        this.#done = true;
-        return undefined;
-      }
-    }
-    const row = this.#buf[this.#pos]!;
+export async function findConflicts(sources: Session[], t: TableInfo, temp: TempNames): Promise<FoundConflict[]> {
+  const [home, ...others] = sources;
+  if (!home || others.length === 0) return [];
+  const keys = identList(t.key);
+  const ct = `pg_temp.${ident(temp.contenders)}`;
+  await home.tempTable(
+    temp.contenders,
+    `CREATE TEMP TABLE ${ident(temp.contenders)} ON COMMIT DELETE ROWS AS
+       SELECT NULL::text AS pgferry_db, ${keys}, changed_at, NULL::text AS pgferry_kt FROM pg_temp.${ident(temp.keys)} WITH NO DATA`,
+  );
+  const select = (db: string) => `SELECT ${literal(db)}, ${keys}, changed_at, ROW(${keys})::text FROM pg_temp.${ident(temp.keys)}`;
+  await home.query(`INSERT INTO ${ct} ${select(home.name)}`);
+  for (const s of others) await pipeCopy(s, home, `COPY (${select(s.name)}) TO STDOUT`, `COPY ${ct} FROM STDIN`);
+  const r = await home.query<Record<string, unknown> & { contenders: { db: string; kt: string; at: string; micros: string }[] }>(
+    `SELECT ${keys}, json_agg(json_build_object('db', pgferry_db, 'kt', pgferry_kt, 'at', changed_at,
+                                              'micros', (extract(epoch FROM changed_at) * 1000000)::bigint::text) ORDER BY pgferry_db) AS contenders
+       FROM ${ct} GROUP BY ${keys} HAVING count(*) > 1`,
+  );
+  return r.rows.map((row) => {
     const key: RowKey = {};
-    for (const k of this.#key) key[k] = row[k];
-    return { keyText: row.kt, key, changedAt: row.changed_at, micros: Number(row.micros) };
-  }
-
-  take(): void {
-    this.#pos++;
-  }
-
-  async close(): Promise<void> {
-    await this.#cursor.close();
-  }
+    for (const k of t.key) key[k] = row[k];
+    return { key, contenders: row.contenders.map((c) => ({ db: c.db, keyText: c.kt, changedAt: new Date(c.at), micros: Number(c.micros) })) };
+  });
 }
 
 /** Removes keys (by text form) from a source's key table: that source does not send them. */
@@ -92,12 +71,13 @@ export async function dropKeys(session: Session, t: TableInfo, temp: TempNames, 
 
 /**
  * Types whose node-postgres parsing loses something (dates and times shift with the process
- * time zone and lose microseconds; intervals do not print back), and their arrays: a resolver
- * gets them in their PostgreSQL text form, which a merged row writes back exactly.
+ * time zone and lose microseconds; intervals do not print back; JSON numbers lose their
+ * scale and digits past a double), and their arrays: a resolver gets them in their
+ * PostgreSQL text form, which a merged row writes back exactly.
  */
 const KEEP_AS_TEXT = new Set([
-  1082, 1083, 1114, 1184, 1186, 1266, // date, time, timestamp, timestamptz, interval, timetz
-  1182, 1183, 1115, 1185, 1187, 1270, // their arrays
+  1082, 1083, 1114, 1184, 1186, 1266, 114, 3802, // date, time, timestamp, timestamptz, interval, timetz, json, jsonb
+  1182, 1183, 1115, 1185, 1187, 1270, 199, 3807, // their arrays
 ]);
 
 const rowTypes = {

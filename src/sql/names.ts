@@ -34,10 +34,12 @@ export interface TempNames {
   keys: string;
   /** On a receiver: the rows staged to apply. */
   staging: string;
+  /** On the first source (multi-master): every source's changed keys, to find conflicts. */
+  contenders: string;
 }
 
 export function tempNames(position: number): TempNames {
-  return { keys: `pgferry_k_${position}`, staging: `pgferry_s_${position}` };
+  return { keys: `pgferry_k_${position}`, staging: `pgferry_s_${position}`, contenders: `pgferry_c_${position}` };
 }
 
 /** Columns of a key table besides the key columns. */

@@ -6,6 +6,7 @@
 import type { TableInfo } from '../catalog/tables.js';
 import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
+import type { Generation } from '../apply/fence.js';
 import type { ReadScope, SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
@@ -80,7 +81,7 @@ export class Run {
    * Larger for every later run of the sync (set in phase 1); receivers refuse writes of a run
    * older than one that already wrote there (see apply/fence).
    */
-  generation = 0n;
+  generation: Generation = { value: 0n, origin: '' };
   /** Changed keys and TRUNCATEs read this run. */
   changes = 0;
   /** Chunks the changes were applied in (0 when nothing was applied). */

@@ -6,6 +6,7 @@
  * foreign keys.
  */
 import { copiedColumns, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
+import type { Generation } from '../apply/fence.js';
 import { runLock } from '../db/locks.js';
 import type { Session } from '../db/session.js';
 import { openSource } from '../delta/reader.js';
@@ -52,11 +53,15 @@ async function lockSources(run: Run): Promise<Map<string, Session>> {
 /**
  * The run's generation: a transaction id of the first source in lock order, assigned after
  * the lock was taken. Every later run of the sync gets a larger one, and ids are never reused,
- * even when the run fails.
+ * even when the run fails. Its origin names that server and database.
  */
-async function generation(session: Session): Promise<bigint> {
-  const r = await session.query<{ g: string }>(`SELECT pg_catalog.pg_current_xact_id()::text AS g`);
-  return BigInt(r.rows[0]!.g);
+async function generation(session: Session): Promise<Generation> {
+  const r = await session.query<{ g: string; origin: string }>(
+    `SELECT pg_catalog.pg_current_xact_id()::text AS g,
+            (SELECT system_identifier FROM pg_catalog.pg_control_system())::text || '/' ||
+            (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())::text AS origin`,
+  );
+  return { value: BigInt(r.rows[0]!.g), origin: r.rows[0]!.origin };
 }
 
 function newRunTable(info: TableInfo, position: number): RunTable {

@@ -3,9 +3,8 @@
  * decided by the sync's strategy (or its resolver); the losers' keys leave their key tables,
  * and rows a resolver merged are kept to be written everywhere.
  */
-import { findConflicts, type FoundConflict } from '../conflict/detect.js';
 import { decide, strategyFor } from '../conflict/strategies.js';
-import { KeyStream, currentRow, dropKeys } from '../delta/changed-keys.js';
+import { currentRow, dropKeys, findConflicts, type FoundConflict } from '../delta/changed-keys.js';
 import { PgferryError } from '../errors.js';
 import type { ConflictResolver, Row } from '../types.js';
 import type { Run, RunTable } from './context.js';
@@ -23,13 +22,11 @@ interface Outcome {
 async function settleTable(run: Run, t: RunTable): Promise<void> {
   const busy = [...run.reads.entries()].filter(([name]) => (t.counts.get(name) ?? 0) > 0);
   if (busy.length < 2) return;
-  const streams = busy.map(([, r]) => new KeyStream(r.session, t.info, t.temp));
-  let conflicts: FoundConflict[];
-  try {
-    conflicts = await findConflicts(streams);
-  } finally {
-    for (const s of streams) await s.close().catch(() => undefined);
-  }
+  const conflicts = await findConflicts(
+    busy.map(([, r]) => r.session),
+    t.info,
+    t.temp,
+  );
   if (conflicts.length === 0) return;
   const strategy = strategyFor(run.plan.config.conflictStrategy, t.display);
   const drop = new Map<string, string[]>(busy.map(([name]) => [name, []]));
@@ -50,7 +47,7 @@ async function settleTable(run: Run, t: RunTable): Promise<void> {
     } else {
       outcome = await askResolver(run, t, c, strategy as ConflictResolver);
     }
-    for (const db of contenders) if (db !== outcome.winner) drop.get(db)!.push(c.keyText);
+    for (const x of c.contenders) if (x.db !== outcome.winner) drop.get(x.db)!.push(x.keyText);
     t.result.conflicts++;
     run.deps.emit('conflict', { sync: run.sync, table: t.display, key: c.key, resolution: outcome.resolution, winner: outcome.winner, databases: contenders });
   }

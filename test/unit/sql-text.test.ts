@@ -35,7 +35,7 @@ describe('sql text', () => {
   });
 
   it('names temporary tables by position and capture objects by a stable hash of the table', () => {
-    expect(tempNames(3)).toEqual({ keys: 'pgferry_k_3', staging: 'pgferry_s_3' });
+    expect(tempNames(3)).toEqual({ keys: 'pgferry_k_3', staging: 'pgferry_s_3', contenders: 'pgferry_c_3' });
     expect(deltaTableName(ODD)).toMatch(/^delta_[0-9a-f]{8}$/);
     expect(deltaTableName(ODD)).toBe(deltaTableName({ schema: 'Odd "S"', name: 'Tbl ñ' }));
     expect(deltaTableName(ODD)).not.toBe(deltaTableName({ schema: 'Odd "S"', name: 'Tbl n' }));
