@@ -94,6 +94,30 @@ describe('no borrowed rights', () => {
     }
   });
 
+  it("operators planted in public with a better-matching type never run in pgferry's own SQL", async () => {
+    const dbs = await createDatabases(2);
+    const [a, b] = dbs as [TestDb, TestDb];
+    // numeric * integer has no exact match in pg_catalog: a planted one would be picked by type.
+    const plant = `CREATE TABLE public.calls (who text);
+      CREATE FUNCTION public.mul(numeric, integer) RETURNS numeric LANGUAGE plpgsql AS
+        $$ BEGIN INSERT INTO public.calls VALUES (current_user); RETURN $1 OPERATOR(pg_catalog.*) $2; END $$;
+      CREATE OPERATOR public.* (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = public.mul)`;
+    await sqlAll(dbs, `${plant}; CREATE TABLE public.t (id int PRIMARY KEY, v text)`);
+    const rep = replicators.create();
+    await rep.addDatabase('a', a.url);
+    await rep.addDatabase('b', b.url);
+    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'source' }, autokick: false });
+    await rep.install();
+    await a.sql(`INSERT INTO t VALUES (1, 'a'), (2, 'a')`);
+    await b.sql(`INSERT INTO t VALUES (1, 'b')`); // a conflict: changed_at in microseconds
+    await kick(rep);
+    await a.sql(`TRUNCATE t`); // TRUNCATE times in microseconds
+    await a.sql(`INSERT INTO t VALUES (3, 'after')`);
+    await kick(rep);
+    expect(await tableContents(b, 'public.t')).toEqual(['(3,after)']);
+    for (const db of dbs) expect(await db.sql(`SELECT who FROM public.calls`)).toEqual([]);
+  });
+
   it("pgferry's sessions pin search_path and the settings that change how values print", async () => {
     const dbs = await createDatabases(2, { keep: true });
     const [a, b] = dbs as [TestDb, TestDb];

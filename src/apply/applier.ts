@@ -93,7 +93,8 @@ export async function stageRows(
   goneOnly = false,
 ): Promise<number> {
   const keys = new Set(t.key);
-  const select = columns.map((c) => (keys.has(c) ? `k.${ident(c)}` : `t.${ident(c)}`)).join(', ');
+  // Key columns as the row spells them now (a key table keeps one of the spellings its deltas saw).
+  const select = columns.map((c) => (keys.has(c) ? `coalesce(t.${ident(c)}, k.${ident(c)})` : `t.${ident(c)}`)).join(', ');
   const n = `k.${KEY_TABLE.number}`;
   const conditions = [
     ...(range ? [`${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}`] : []),
@@ -116,7 +117,7 @@ export async function stageObjects(receiver: Session, t: TableInfo, temp: TempNa
   const json = `[${rows.map((r) => jsonRow(r, columns, t)).join(',')}]`;
   await receiver.query(
     `INSERT INTO pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)})
-     SELECT true, $2, $2, row_number() OVER (), ${identList(columns, 'r')} FROM json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
+     SELECT true, $2, $2, row_number() OVER (), ${identList(columns, 'r')} FROM pg_catalog.json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
     [json, origin],
   );
 }

@@ -16,8 +16,13 @@ export function winningSequence(states: SequenceState[]): SequenceState {
 }
 
 /** Sets the sequence on a database to `want` (parameters first, then the value). Returns whether it changed. */
-export async function writeSequence(s: Session, q: QualifiedName, want: SequenceState): Promise<boolean> {
+export async function writeSequence(s: Session, q: QualifiedName, wanted: SequenceState): Promise<boolean> {
   const have = await readSequence(s.client, q);
+  // A target already further along (it handed out ids itself, e.g. after a switch-over)
+  // is never moved back: that would hand the same ids out again.
+  const here = { ...wanted, lastValue: have.lastValue, isCalled: have.isCalled };
+  const inBounds = have.lastValue >= wanted.min && have.lastValue <= wanted.max;
+  const want = inBounds ? winningSequence([wanted, here]) : wanted;
   const sameParams = have.increment === want.increment && have.min === want.min && have.max === want.max && have.start === want.start && have.cycle === want.cycle;
   if (!sameParams) {
     await s.query(

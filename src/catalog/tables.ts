@@ -74,7 +74,7 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
   const r = await db.query<TableRow>(
     `SELECT c.oid::int AS oid, c.relkind::text AS relkind, pg_catalog.pg_get_userbyid(c.relowner)::text AS owner,
             pg_catalog.pg_has_role(c.relowner, 'MEMBER') AS mine,
-            (SELECT json_agg(json_build_object('name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+            (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('name', a.attname, 'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
                                                'oid', a.atttypid::int, 'elem', coalesce(ty.typelem, 0)::int,
                                                'coll', CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                                                             THEN pg_catalog.format('%I.%I', cn.nspname, co.collname) END,
@@ -85,9 +85,9 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
                LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
                LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
-            (SELECT (SELECT json_agg(json_build_object('col', a.attname,
+            (SELECT (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('col', a.attname,
                                                        'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname)) ORDER BY k.ord)
-                       FROM unnest(i.indkey::int2[], i.indclass::oid[]) WITH ORDINALITY AS k(attnum, opclass, ord)
+                       FROM ROWS FROM (pg_catalog.unnest(i.indkey::int2[]), pg_catalog.unnest(i.indclass::oid[])) WITH ORDINALITY AS k(attnum, opclass, ord)
                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                        JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
                        JOIN pg_catalog.pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype
@@ -99,14 +99,14 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
               WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indimmediate
                 AND i.indpred IS NULL AND i.indexprs IS NULL
                 AND ic.relam = (SELECT oid FROM pg_catalog.pg_am WHERE amname = 'btree')
-                AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) AS k(attnum)
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indkey) AS k(attnum)
                                  WHERE k.attnum <= 0 OR NOT (SELECT attnotnull FROM pg_catalog.pg_attribute
                                                               WHERE attrelid = i.indrelid AND attnum = k.attnum))
               ORDER BY i.indisprimary DESC, i.indnatts, i.indexrelid LIMIT 1) AS key,
-            (SELECT json_agg(json_build_object('schema', rn.nspname, 'name', rc.relname,
-                       'cols', (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(f.conkey) WITH ORDINALITY k(attnum, ord)
+            (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('schema', rn.nspname, 'name', rc.relname,
+                       'cols', (SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) FROM pg_catalog.unnest(f.conkey) WITH ORDINALITY k(attnum, ord)
                                   JOIN pg_catalog.pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = k.attnum),
-                       'refcols', (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(f.confkey) WITH ORDINALITY k(attnum, ord)
+                       'refcols', (SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord) FROM pg_catalog.unnest(f.confkey) WITH ORDINALITY k(attnum, ord)
                                      JOIN pg_catalog.pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = k.attnum)) ORDER BY f.conname)
                FROM pg_catalog.pg_constraint f
                JOIN pg_catalog.pg_class rc ON rc.oid = f.confrelid

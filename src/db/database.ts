@@ -30,7 +30,7 @@ export class Database {
       this.#config = null;
       this.#ownsPool = false;
       const o = (config.pool as unknown as { options?: PoolConfig }).options ?? {};
-      this.#secrets = typeof o.password === 'string' ? [o.password] : [];
+      this.#secrets = secretsOf(o);
       this.where = describe(o);
     } else {
       const base: PoolConfig = typeof config === 'string' ? { connectionString: config } : { ...(config as PoolConfig) };

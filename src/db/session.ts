@@ -148,7 +148,10 @@ export class Session {
     this.#locks = [];
     if (locks.length === 0 || this.#broken) return;
     try {
-      for (const k of locks) await this.client.query(`SELECT pg_catalog.pg_advisory_unlock(${lockArgs(1)})`, lockValues(k));
+      for (const k of locks) {
+        const r = await this.client.query<{ ok: boolean }>(`SELECT pg_catalog.pg_advisory_unlock(${lockArgs(1)}) AS ok`, lockValues(k));
+        if (!r.rows[0]?.ok) throw new Error(`advisory lock ${k.kind} ${k.subject} was not held`);
+      }
     } catch (err) {
       this.#broken = err as Error;
     }
@@ -167,8 +170,9 @@ export class Session {
     }
   }
 
-  /** Cuts the connection (its transaction rolls back on the server). */
+  /** Cuts the connection (its transaction rolls back on the server); nothing once it went back to the pool. */
   destroy(): void {
+    if (this.#closed) return;
     this.#broken = new Error('destroyed');
     (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
   }
@@ -179,7 +183,13 @@ export class Session {
    * until close().
    */
   async lock(key: LockKey): Promise<void> {
-    await this.query(`SELECT pg_catalog.pg_advisory_lock(${lockArgs(1)})`, lockValues(key));
+    try {
+      await this.query(`SELECT pg_catalog.pg_advisory_lock(${lockArgs(1)})`, lockValues(key));
+    } catch (err) {
+      // The server may still grant it (a client-side timeout, a cancel): never pool this one.
+      this.#broken = err as Error;
+      throw err;
+    }
     this.#locks.push(key);
   }
 

@@ -1,7 +1,11 @@
 /**
  * Settings every pgferry transaction pins, instead of trusting the role's or the database's
- * defaults: how names resolve (pg_catalog first, so a built-in operator or function can never
- * be shadowed) and how values print (keys and rows are compared and copied by their text).
+ * defaults: how names resolve and how values print (keys and rows are compared and copied by
+ * their text). pg_catalog comes first, so a built-in with the exact argument types always wins;
+ * where pgferry's SQL calls an operator or function whose argument types another schema could
+ * match better (numeric * integer, polymorphic functions like json_agg), it names it with
+ * pg_catalog. public stays on the path because triggers on receiving tables and onException
+ * hooks run in these transactions and may name their tables without a schema.
  */
 import { literal } from '../sql/ident.js';
 

@@ -48,8 +48,8 @@ export async function findConflicts(sources: Session[], t: TableInfo, temp: Temp
   await home.query(`INSERT INTO ${ct} ${select(home.name)}`);
   for (const s of others) await pipeCopy(s, home, `COPY (${select(s.name)}) TO STDOUT`, `COPY ${ct} FROM STDIN`);
   const r = await home.query<Record<string, unknown> & { contenders: { db: string; kt: string; at: string; micros: string }[] }>(
-    `SELECT ${keys}, json_agg(json_build_object('db', pgferry_db, 'kt', pgferry_kt, 'at', changed_at,
-                                              'micros', (extract(epoch FROM changed_at) * 1000000)::bigint::text) ORDER BY pgferry_db) AS contenders
+    `SELECT ${keys}, pg_catalog.json_agg(pg_catalog.json_build_object('db', pgferry_db, 'kt', pgferry_kt, 'at', changed_at,
+                                              'micros', (extract(epoch FROM changed_at) * 1000000::numeric)::bigint::text) ORDER BY pgferry_db) AS contenders
        FROM ${ct} GROUP BY ${keys} HAVING count(*) > 1`,
   );
   return r.rows.map((row) => {

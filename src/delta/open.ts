@@ -51,9 +51,9 @@ export async function openSource(session: Session, schema: string, sync: string,
   // Rows as JSON, so that columns of a newer schema version are read without naming them
   // (an older schema is refused below, not broken by the query).
   const r = await session.query<Registry>(
-    `SELECT st.table_schema, st.table_name, (to_jsonb(cap) ->> 'capture_version')::int AS capture_version,
-            ARRAY(SELECT jsonb_array_elements_text(to_jsonb(cap) -> 'key_types')) AS key_types,
-            w.snapshot::text AS previous, to_jsonb(w) ->> 'system_id' AS system_id,
+    `SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version,
+            ARRAY(SELECT pg_catalog.jsonb_array_elements_text(pg_catalog.to_jsonb(cap) -> 'key_types')) AS key_types,
+            w.snapshot::text AS previous, pg_catalog.to_jsonb(w) ->> 'system_id' AS system_id,
             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS here,
             coalesce(pg_snapshot_xmax(w.snapshot) > pg_snapshot_xmax($2::pg_snapshot), false) AS future,
             (SELECT max(version) FROM ${s}.version) AS version

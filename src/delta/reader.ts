@@ -101,7 +101,7 @@ export async function lastTruncate(src: SourceRead, scope: ReadScope, table: Qua
   const values: unknown[] = [sync, table.schema, table.name];
   if (src.previous !== null) values.push(src.previous);
   const r = await src.session.query<{ micros: string | null }>(
-    `SELECT (extract(epoch FROM max(changed_at)) * 1000000)::bigint::text AS micros
+    `SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text AS micros
        FROM ${ident(schema)}.truncates
       WHERE table_schema = $2 AND table_name = $3 AND ${since}
         AND applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`,
@@ -114,7 +114,7 @@ export async function lastTruncate(src: SourceRead, scope: ReadScope, table: Qua
 /** Forgets keys changed before `micros` (a TRUNCATE after them wins). Returns how many are left. */
 export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: number): Promise<number> {
   const kt = ident(temp.keys);
-  await src.session.query(`DELETE FROM ${kt} WHERE (extract(epoch FROM changed_at) * 1000000)::bigint < $1`, [micros]);
+  await src.session.query(`DELETE FROM ${kt} WHERE (extract(epoch FROM changed_at) * 1000000::numeric)::bigint < $1`, [micros]);
   const r = await src.session.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${kt}`);
   return Number(r.rows[0]!.n);
 }
@@ -148,7 +148,7 @@ export async function pruneDeltas(session: Session, schema: string, table: Quali
        SELECT w.snapshot FROM ${s}.sync_tables st LEFT JOIN ${s}.watermark w ON w.sync = st.sync
         WHERE st.table_schema = $1 AND st.table_name = $2),
      bound AS (
-       SELECT CASE WHEN bool_and(snapshot IS NOT NULL) THEN min(pg_snapshot_xmax(snapshot)) END AS xmax FROM marks),
+       SELECT CASE WHEN pg_catalog.bool_and(snapshot IS NOT NULL) THEN min(pg_snapshot_xmax(snapshot)) END AS xmax FROM marks),
      deltas AS (
        DELETE FROM ${s}.${ident(deltaTableName(table))} d
         WHERE d.txid < (SELECT xmax FROM bound)

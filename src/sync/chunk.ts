@@ -33,7 +33,7 @@ import { passFence } from '../apply/fence.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import { ident } from '../sql/ident.js';
-import { APPLIED_BY_SETTING } from '../sql/names.js';
+import { APPLIED_BY_SETTING, ORIGIN_SETTING } from '../sql/names.js';
 import type { ExceptionContext } from '../types.js';
 import type { Run, RunTable } from './context.js';
 import { withExceptionHook } from './exception.js';
@@ -101,8 +101,10 @@ export class Chunk {
       throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${run.sync}".`, { sync: run.sync, database: db });
     }
     const w = await this.#writer(db);
-    // The hook's writes are the application's: captured and sent like any other change.
+    // The hook's writes are the application's: captured and sent like any other change, with
+    // no origin (not the one a previous apply statement set).
     await w.setLocal(APPLIED_BY_SETTING, '');
+    await w.setLocal(ORIGIN_SETTING, '');
     try {
       return (await w.query(text, values)).rows;
     } finally {

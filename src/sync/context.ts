@@ -149,6 +149,7 @@ export class Run {
   }
 
   readonly #onAbort = (): void => {
+    // Sessions already closed went back to the pool (maybe to someone else): destroy() skips them.
     for (const s of this.#open) s.destroy();
   };
 
