@@ -124,6 +124,14 @@ export const kickOptionsSchema = z.strictObject({
   onetimecopy: z.enum(['always', 'ifEmpty']).optional(),
 });
 
+export const waitOptionsSchema = z.strictObject({
+  timeoutMs: z.number().int().positive().optional(),
+});
+
+export const conflictsOptionsSchema = z.strictObject({
+  limit: z.number().int().positive().optional(),
+});
+
 function issuesOf(error: z.ZodError, prefix: string): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of error.issues) {
