@@ -94,6 +94,24 @@ describe('conflicts()', () => {
     });
   }
 
+  it('a run that rolls back keeps none of its conflicts; the run that settles them again does', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE t (id int PRIMARY KEY, v text UNIQUE); INSERT INTO t VALUES (1, 'seed')`);
+    const rep = await replicators.installed([a!, b!], { tables: ['t'], databases: { a: 'source', b: 'source' } });
+    await kick(rep);
+    await a!.sql(`UPDATE t SET v = 'a1' WHERE id = 1`);
+    await b!.sql(`UPDATE t SET v = 'b1' WHERE id = 1`);
+    // Keys 3 and 4 carry the same unique value: applying either breaks the constraint.
+    await a!.sql(`INSERT INTO t VALUES (3, 'dup')`);
+    await b!.sql(`INSERT INTO t VALUES (4, 'dup')`);
+    await expect(rep.kick('s')).rejects.toMatchObject({ code: 'CONSTRAINT_VIOLATION' });
+    await b!.sql(`DELETE FROM t WHERE id = 4`);
+    expect((await kick(rep)).totals.conflicts).toBe(1);
+    await waitFor('the conflict recorded', async () => (await rep.conflicts('s')).length > 0);
+    await rep.stop(); // every record written
+    expect((await rep.conflicts('s')).map((c) => [c.key, c.winner])).toEqual([[{ id: 1 }, 'b']]);
+  });
+
   it('an unknown sync is UNKNOWN_SYNC, bad options are CONFIG_INVALID, a store without history gives none', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);

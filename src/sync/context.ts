@@ -22,7 +22,7 @@ export interface RunDeps {
   signal?: AbortSignal;
   /** Runs housekeeping after the run (stop() waits for it); without it, none is done. */
   background?: (task: () => Promise<void>) => void;
-  /** Keeps settled conflicts with their rows; without it, the rows are not read for history. */
+  /** Keeps settled conflicts with their rows (after the run committed); without it, no rows are read for history. */
   recordConflicts?: (records: ConflictRecord[]) => void;
 }
 

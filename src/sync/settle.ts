@@ -58,7 +58,8 @@ async function settleTable(run: Run, t: RunTable): Promise<void> {
       history.push({ sync: run.sync, table: t.display, key: c.key, resolution: outcome.resolution, winner: outcome.winner, at: new Date(), rows });
     }
   }
-  if (history.length > 0) run.deps.recordConflicts!(history);
+  // Kept once the run committed: a run that rolls back settles them again next time.
+  if (history.length > 0) run.afterwards.push(async () => run.deps.recordConflicts!(history));
   for (const [db, keys] of drop) {
     if (keys.length === 0) continue;
     await dropKeys(run.reads.get(db)!.session, t.info, t.temp, keys);
