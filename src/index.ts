@@ -3,6 +3,7 @@ export type { KickOptions, StopOptions, ReplicatorStatus, SyncStatus } from './r
 export { MemoryControlStore } from './store/control-store.js';
 export type { ControlStore, MemoryControlStoreOptions, RunRecord } from './store/control-store.js';
 export type { Metrics, SyncMetrics, WaitForAppliedOptions } from './operate.js';
+export type { MeterLike, MetricAttributes } from './telemetry.js';
 export { PostgresControlStore } from './store/postgres-store.js';
 export type { PostgresControlStoreOptions } from './store/postgres-store.js';
 export type { ValidationResult, TableValidation, TableDifference } from './sync/validate.js';

@@ -7,6 +7,7 @@ import type { Database } from './db/database.js';
 import { currentSnapshot, deliveredUpTo, readBacklog, type BacklogScope } from './delta/backlog.js';
 import { PgferryError } from './errors.js';
 import { namesWithRole, type SyncPlan } from './plan.js';
+import type { Telemetry } from './telemetry.js';
 import type { RunResult } from './types.js';
 
 export interface SyncMetrics {
@@ -39,22 +40,31 @@ const DEFAULT_WAIT_MS = 30_000;
 const FIRST_POLL_MS = 20;
 const MAX_POLL_MS = 200;
 
-/** What this instance's runs of one sync did. */
+/** What this instance's runs of one sync did (also reported to the meter, if any). */
 export class RunCounters {
   runs = 0;
   failedRuns = 0;
   rowsApplied = 0;
   conflicts = 0;
   lastRunAt: Date | null = null;
+  readonly #sync: string;
+  readonly #telemetry: Telemetry | null;
+
+  constructor(sync: string, telemetry: Telemetry | null) {
+    this.#sync = sync;
+    this.#telemetry = telemetry;
+  }
 
   completed(result: RunResult): void {
+    this.#telemetry?.completed(result);
     this.runs++;
     this.rowsApplied += result.totals.upserted + result.totals.deleted;
     this.conflicts += result.totals.conflicts;
     this.lastRunAt = new Date();
   }
 
-  failed(): void {
+  failed(durationMs: number): void {
+    this.#telemetry?.failed(this.#sync, durationMs);
     this.runs++;
     this.failedRuns++;
     this.lastRunAt = new Date();

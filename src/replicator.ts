@@ -27,6 +27,7 @@ import type { Emit, ReplicatorEvents } from './events.js';
 import { RunCounters, metricsOf, waitForApplied, type Metrics, type WaitForAppliedOptions } from './operate.js';
 import type { SyncPlan } from './plan.js';
 import type { KickOptions, ReplicatorStatus, StopOptions } from './status.js';
+import { Telemetry } from './telemetry.js';
 export type { KickOptions, StopOptions, SyncStatus, ReplicatorStatus } from './status.js';
 import { Autokick, type ScheduledSync } from './scheduler/autokick.js';
 import { Holder } from './scheduler/holder.js';
@@ -57,13 +58,14 @@ const ABORT_GRACE_MS = 5_000;
  * await rep.stop();
  */
 export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncDisposable {
-  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store' | 'name'>>;
+  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store' | 'name' | 'meter'>>;
   readonly store: ControlStore;
   /** This instance's name (`options.name`, default `hostname:pid`). */
   readonly name: string;
   readonly #dbs = new Map<string, Database>();
   readonly #syncs = new Map<string, ScheduledSync>();
   readonly #counters = new Map<string, RunCounters>();
+  readonly #telemetry: Telemetry | null;
   readonly #installer: Installer;
   readonly #holder: Holder;
   readonly #autokick: Autokick;
@@ -78,10 +80,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   constructor(options: ReplicatorOptions = {}) {
     super();
-    const { store, name, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
+    const { store, name, meter, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
     this.store = store ?? new MemoryControlStore();
     this.name = name ?? `${os.hostname().slice(0, 38)}:${process.pid}`;
     this.options = Object.freeze(rest);
+    this.#telemetry = meter ? new Telemetry(meter, () => this.metrics()) : null;
     const emit = ((name, payload) => this.#safeEmit(name, payload)) as Emit;
     emit.wants = (name) => this.listenerCount(name) > 0;
     this.#emit = emit;
@@ -139,7 +142,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     const plan: SyncPlan = { name, ...checked };
     const runner = this.#runnerFor(plan);
     this.#syncs.set(name, { plan, runner });
-    this.#counters.set(name, new RunCounters());
+    this.#counters.set(name, new RunCounters(name, this.#telemetry));
     if (this.#started) {
       await this.#holder.poll();
       await this.#autokick.listen();
@@ -188,10 +191,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
           this.#record({ runId, sync, reason, status, startedAt, durationMs, rows: totals.upserted + totals.deleted, instance: this.name });
         },
         onError: (ctx, error, willRetry, retryInMs) => {
-          counters().failed();
           this.#emit('sync:error', { sync, runId: ctx.runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
           if (this.#started && !willRetry) this.#emit('error', error);
           const durationMs = Date.now() - ctx.startedAt.getTime();
+          counters().failed(durationMs);
           const { runId, reason, startedAt } = ctx;
           this.#record({ runId, sync, reason, startedAt, status: 'error', durationMs, rows: 0, instance: this.name, error: { code: error.code, message: error.message } });
         },
@@ -202,10 +205,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   /** Records a run in the store in the background; stop() waits for these. */
   #record(run: RunRecord): void {
-    void this.#tasks.run(
-      () => this.store.recordRun(run),
-      (err) => debug('control store failed to record run: %s', err.message),
-    );
+    void this.#tasks.run(() => this.store.recordRun(run), (err) => debug('control store failed to record run: %s', err.message));
   }
 
   /** Keeps settled conflicts in the store in the background; stop() waits for these. */

@@ -5,7 +5,7 @@
  * cannot apply.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryControlStore, PostgresControlStore, type ControlStore, type Replicator } from '../src/index.js';
+import { MemoryControlStore, PostgresControlStore, Replicator, type ControlStore, type MeterLike, type MetricAttributes } from '../src/index.js';
 import { connect, createDatabases, sqlAll, type TestDb } from './helpers/db.js';
 import { caught, expectConfigInvalid } from './helpers/errors.js';
 import { declareSync, kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
@@ -178,5 +178,56 @@ describe('waitForApplied()', () => {
     if (ran instanceof Error) await kick(rep); // a run that gave up on the lock: run again
     await rep.waitForApplied('a', { timeoutMs: 10_000 });
     expect(await b!.sql(`SELECT v FROM t`)).toEqual([{ v: 'v' }]);
+  });
+});
+
+/** A Meter that keeps what it is given, and collects its gauges on demand. */
+function fakeMeter() {
+  const adds: { name: string; value: number; attributes?: MetricAttributes }[] = [];
+  const gauges = new Map<object, string>();
+  let batch: Parameters<MeterLike['addBatchObservableCallback']>[0] | null = null;
+  const meter: MeterLike = {
+    createCounter: (name) => ({ add: (value, attributes) => void adds.push({ name, value, ...(attributes && { attributes }) }) }),
+    createHistogram: (name) => ({ record: (value, attributes) => void adds.push({ name, value, ...(attributes && { attributes }) }) }),
+    createObservableGauge: (name) => {
+      const g = {};
+      gauges.set(g, name);
+      return g;
+    },
+    addBatchObservableCallback: (cb) => void (batch = cb),
+  };
+  async function collect() {
+    const seen: { name: string; value: number; attributes?: MetricAttributes }[] = [];
+    await batch!({ observe: (g, value, attributes) => void seen.push({ name: gauges.get(g)!, value, ...(attributes && { attributes }) }) });
+    return seen;
+  }
+  return { meter, adds, collect };
+}
+
+describe('meter', () => {
+  it('reports runs, durations, rows and conflicts as they happen, and backlog and lag when collected', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `${DDL}; INSERT INTO t VALUES (1, 'seed')`);
+    const m = fakeMeter();
+    const rep = await replicators.installed([a!, b!], { tables: ['t'], databases: { a: 'source', b: 'source' } }, { meter: m.meter });
+    await kick(rep);
+    await a!.sql(`UPDATE t SET v = 'a' WHERE id = 1`);
+    await b!.sql(`UPDATE t SET v = 'b' WHERE id = 1`);
+    await a!.sql(`INSERT INTO t VALUES (2, 'a')`);
+    expect(await m.collect()).toEqual([
+      { name: 'pgferry.backlog', value: 2, attributes: { sync: 's', database: 'a' } },
+      { name: 'pgferry.backlog', value: 1, attributes: { sync: 's', database: 'b' } },
+      { name: 'pgferry.lag', value: expect.any(Number), attributes: { sync: 's' } },
+    ]);
+    m.adds.length = 0;
+    await kick(rep);
+    expect(m.adds).toEqual([
+      { name: 'pgferry.runs', value: 1, attributes: { sync: 's', status: 'ok' } },
+      { name: 'pgferry.run.duration', value: expect.any(Number), attributes: { sync: 's', status: 'ok' } },
+      { name: 'pgferry.rows.applied', value: 2, attributes: { sync: 's', table: 'public.t' } },
+      { name: 'pgferry.conflicts', value: 1, attributes: { sync: 's', table: 'public.t' } },
+    ]);
+    expect((await m.collect()).map((o) => o.value)).toEqual([0, 0, 0]);
+    expectConfigInvalid(await caught(async () => new Replicator({ meter: {} as MeterLike })), 'meter');
   });
 });
