@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { PgferryError, type ConfigIssue } from './errors.js';
 import { displayName, type QualifiedName } from './sql/ident.js';
 import type { ControlStore } from './store/control-store.js';
+import type { MeterLike } from './telemetry.js';
 import type { ConflictResolver, ExceptionHandler, Role, SimpleStrategy } from './types.js';
 
 const identifierish = z
@@ -25,6 +26,10 @@ export const replicatorOptionsSchema = z.strictObject({
   /** Where configuration and run history live. Default: a new MemoryControlStore. */
   store: z.custom<ControlStore>((v) => typeof v === 'object' && v !== null && typeof (v as ControlStore).recordRun === 'function', {
     message: 'must be a ControlStore (e.g. new MemoryControlStore())',
+  }).optional(),
+  /** An OpenTelemetry Meter to report runs, rows, conflicts, backlog and lag through. */
+  meter: z.custom<MeterLike>((v) => typeof v === 'object' && v !== null && typeof (v as MeterLike).createCounter === 'function', {
+    message: 'must be an OpenTelemetry Meter (metrics.getMeter(...))',
   }).optional(),
   /** Library schema created in each source database. */
   schema: identifierish.default('pgferry'),
@@ -122,6 +127,14 @@ export type ResolvedSyncConfig = z.output<typeof syncConfigSchema>;
 export const kickOptionsSchema = z.strictObject({
   timeoutMs: z.number().int().positive().optional(),
   onetimecopy: z.enum(['always', 'ifEmpty']).optional(),
+});
+
+export const waitOptionsSchema = z.strictObject({
+  timeoutMs: z.number().int().positive().optional(),
+});
+
+export const conflictsOptionsSchema = z.strictObject({
+  limit: z.number().int().positive().optional(),
 });
 
 function issuesOf(error: z.ZodError, prefix: string): ConfigIssue[] {

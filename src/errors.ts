@@ -9,6 +9,7 @@ export type PgferryErrorCode =
   | 'CONFLICT'
   | 'CONSTRAINT_VIOLATION'
   | 'KICK_TIMEOUT'
+  | 'WAIT_TIMEOUT'
   | 'NOT_INSTALLED'
   | 'CONNECTION_FAILED'
   | 'STOPPED'

@@ -1,7 +1,9 @@
 export { Replicator } from './replicator.js';
 export type { KickOptions, StopOptions, ReplicatorStatus, SyncStatus } from './replicator.js';
 export { MemoryControlStore } from './store/control-store.js';
-export type { ControlStore, RunRecord } from './store/control-store.js';
+export type { ControlStore, MemoryControlStoreOptions, RunRecord } from './store/control-store.js';
+export type { Metrics, SyncMetrics, WaitForAppliedOptions } from './operate.js';
+export type { MeterLike, MetricAttributes } from './telemetry.js';
 export { PostgresControlStore } from './store/postgres-store.js';
 export type { PostgresControlStoreOptions } from './store/postgres-store.js';
 export type { ValidationResult, TableValidation, TableDifference } from './sync/validate.js';
@@ -29,4 +31,5 @@ export type {
   TableResult,
   RunResult,
   RunReason,
+  ConflictRecord,
 } from './types.js';

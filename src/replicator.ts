@@ -10,6 +10,7 @@ import { Installer } from './capture/installer.js';
 import {
   checkName,
   checkSync,
+  conflictsOptionsSchema,
   databaseConfigSchema,
   kickOptionsSchema,
   parseConfig,
@@ -18,20 +19,24 @@ import {
   type ReplicatorOptions,
   type ResolvedReplicatorOptions,
   type SyncConfig,
+  waitOptionsSchema,
 } from './config.js';
 import { Database } from './db/database.js';
 import { PgferryError } from './errors.js';
 import type { Emit, ReplicatorEvents } from './events.js';
+import { RunCounters, metricsOf, waitForApplied, type Metrics, type WaitForAppliedOptions } from './operate.js';
 import type { SyncPlan } from './plan.js';
+import type { KickOptions, ReplicatorStatus, StopOptions } from './status.js';
+import { Telemetry } from './telemetry.js';
+export type { KickOptions, StopOptions, SyncStatus, ReplicatorStatus } from './status.js';
 import { Autokick, type ScheduledSync } from './scheduler/autokick.js';
 import { Holder } from './scheduler/holder.js';
 import { SyncRunner } from './scheduler/sync-runner.js';
-import { BackgroundTasks } from './scheduler/tasks.js';
+import { BackgroundTasks, settlesWithin } from './scheduler/tasks.js';
 import { MemoryControlStore, type ControlStore, type RunRecord } from './store/control-store.js';
-import type { RunContext } from './sync/context.js';
 import { runSync } from './sync/run.js';
 import { validateSync, type ValidationResult } from './sync/validate.js';
-import type { Role, RunResult } from './types.js';
+import type { ConflictRecord, RunResult } from './types.js';
 
 const debug = createDebug('pgferry:replicator');
 
@@ -39,43 +44,6 @@ const debug = createDebug('pgferry:replicator');
 const DEFAULT_STOP_TIMEOUT_MS = 30_000;
 /** After aborting runs, how long stop() waits for them to end (one may wait for a connection). */
 const ABORT_GRACE_MS = 5_000;
-
-export interface KickOptions {
-  /** Reject with KICK_TIMEOUT after this many ms (the run goes on). */
-  timeoutMs?: number;
-  /**
-   * Copy whole tables to the targets in this run, as the sync's first run does: every table
-   * (`'always'`) or the empty ones (`'ifEmpty'`), whatever was copied before.
-   */
-  onetimecopy?: 'always' | 'ifEmpty';
-}
-
-export interface StopOptions {
-  /** How long to let runs in flight finish before giving up on them (default 30 s). */
-  timeoutMs?: number;
-}
-
-export interface SyncStatus {
-  name: string;
-  running: boolean;
-  /**
-   * The instance running the sync here, or holding its background work (this one or another,
-   * as last seen), or null.
-   */
-  owner: string | null;
-  autokick: boolean;
-  databases: Record<string, Role>;
-  lastResult: RunResult | null;
-  lastError: PgferryError | null;
-}
-
-export interface ReplicatorStatus {
-  /** This instance's name. */
-  name: string;
-  started: boolean;
-  databases: string[];
-  syncs: SyncStatus[];
-}
 
 /**
  * The replicator: databases, syncs, and the runs that move changes between them.
@@ -90,12 +58,14 @@ export interface ReplicatorStatus {
  * await rep.stop();
  */
 export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncDisposable {
-  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store' | 'name'>>;
+  readonly options: Readonly<Omit<ResolvedReplicatorOptions, 'store' | 'name' | 'meter'>>;
   readonly store: ControlStore;
   /** This instance's name (`options.name`, default `hostname:pid`). */
   readonly name: string;
   readonly #dbs = new Map<string, Database>();
   readonly #syncs = new Map<string, ScheduledSync>();
+  readonly #counters = new Map<string, RunCounters>();
+  readonly #telemetry: Telemetry | null;
   readonly #installer: Installer;
   readonly #holder: Holder;
   readonly #autokick: Autokick;
@@ -110,10 +80,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   constructor(options: ReplicatorOptions = {}) {
     super();
-    const { store, name, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
+    const { store, name, meter, ...rest } = parseConfig(replicatorOptionsSchema, options, 'Replicator options');
     this.store = store ?? new MemoryControlStore();
     this.name = name ?? `${os.hostname().slice(0, 38)}:${process.pid}`;
     this.options = Object.freeze(rest);
+    this.#telemetry = meter ? new Telemetry(meter, () => this.metrics()) : null;
     const emit = ((name, payload) => this.#safeEmit(name, payload)) as Emit;
     emit.wants = (name) => this.listenerCount(name) > 0;
     this.#emit = emit;
@@ -171,6 +142,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     const plan: SyncPlan = { name, ...checked };
     const runner = this.#runnerFor(plan);
     this.#syncs.set(name, { plan, runner });
+    this.#counters.set(name, new RunCounters(name, this.#telemetry));
     if (this.#started) {
       await this.#holder.poll();
       await this.#autokick.listen();
@@ -191,6 +163,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   /** The runner of one sync: its runs, their events, and their records. */
   #runnerFor(plan: SyncPlan): SyncRunner {
     const sync = plan.name;
+    const counters = () => this.#counters.get(sync)!;
     let housekeeping: Promise<void> = Promise.resolve();
     return new SyncRunner(
       sync,
@@ -206,11 +179,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
             background: (task: () => Promise<void>) => {
               housekeeping = this.#tasks.run(task, (err) => debug('background task failed: %s', err?.message));
             },
+            ...(this.store.recordConflicts && { recordConflicts: (records: ConflictRecord[]) => this.#recordConflicts(records) }),
           };
           return runSync(plan, deps, ctx);
         },
         onStart: (ctx) => this.#emit('sync:start', { sync, runId: ctx.runId, reason: ctx.reason }),
         onComplete: (result) => {
+          counters().completed(result);
           this.#emit('sync:complete', result);
           const { runId, reason, status, startedAt, durationMs, totals } = result;
           this.#record({ runId, sync, reason, status, startedAt, durationMs, rows: totals.upserted + totals.deleted, instance: this.name });
@@ -219,6 +194,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
           this.#emit('sync:error', { sync, runId: ctx.runId, error, willRetry, ...(retryInMs !== undefined && { retryInMs }) });
           if (this.#started && !willRetry) this.#emit('error', error);
           const durationMs = Date.now() - ctx.startedAt.getTime();
+          counters().failed(durationMs);
           const { runId, reason, startedAt } = ctx;
           this.#record({ runId, sync, reason, startedAt, status: 'error', durationMs, rows: 0, instance: this.name, error: { code: error.code, message: error.message } });
         },
@@ -229,10 +205,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   /** Records a run in the store in the background; stop() waits for these. */
   #record(run: RunRecord): void {
-    void this.#tasks.run(
-      () => this.store.recordRun(run),
-      (err) => debug('control store failed to record run: %s', err.message),
-    );
+    void this.#tasks.run(() => this.store.recordRun(run), (err) => debug('control store failed to record run: %s', err.message));
+  }
+
+  /** Keeps settled conflicts in the store in the background; stop() waits for these. */
+  #recordConflicts(records: ConflictRecord[]): void {
+    void this.#tasks.run(() => this.store.recordConflicts!(records), (err) => debug('control store failed to record conflicts: %s', err.message));
   }
 
   #sync(name: string): ScheduledSync {
@@ -380,6 +358,27 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     return validateSync(this.#sync(sync).plan, this.#dbs);
   }
 
+  /** Per sync: this instance's run counters, and the backlog and lag on each source (whoever runs the sync). */
+  async metrics(): Promise<Metrics> {
+    return metricsOf(this.#plans(), this.#counters, this.#dbs, this.options.schema);
+  }
+
+  /**
+   * Resolves once every change committed on `database` before the call has been applied by the
+   * syncs where it is a source (read-your-writes); WAIT_TIMEOUT after `timeoutMs` (default 30 s).
+   */
+  async waitForApplied(database: string, options: WaitForAppliedOptions = {}): Promise<void> {
+    parseConfig(waitOptionsSchema, options, 'waitForApplied options');
+    await waitForApplied(this.#dbs, database, this.#plans(), this.options.schema, options);
+  }
+
+  /** The latest settled conflicts of a sync (default 100), as the control store keeps them; none if it keeps none. */
+  async conflicts(sync: string, options: { limit?: number } = {}): Promise<ConflictRecord[]> {
+    const { limit = 100 } = parseConfig(conflictsOptionsSchema, options, 'conflicts options');
+    this.#sync(sync);
+    return (await this.store.conflicts?.(sync, limit)) ?? [];
+  }
+
   /** What runs and what happened last, per sync. */
   status(): ReplicatorStatus {
     return {
@@ -397,18 +396,4 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       })),
     };
   }
-}
-
-/** Whether every promise settles within `ms` (it keeps waiting for none of them after that). */
-async function settlesWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
-  if (promises.length === 0) return true;
-  let timer: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([
-    Promise.allSettled(promises).then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return settled;
 }

@@ -66,3 +66,17 @@ export interface RunResult {
 }
 
 export type RunReason = 'kick' | 'autokick' | 'check' | 'retry';
+
+/** A settled conflict as a control store keeps it (`rep.conflicts()`). */
+export interface ConflictRecord {
+  sync: string;
+  /** `schema.table`, unquoted. */
+  table: string;
+  key: RowKey;
+  resolution: 'winner' | 'merged' | 'skip';
+  winner: string | null;
+  /** When it was settled. */
+  at: Date;
+  /** The row on each source that changed the key, as it was when settled (`null` where deleted). */
+  rows: Record<string, Row | null>;
+}

@@ -15,3 +15,17 @@ export class BackgroundTasks {
     await Promise.all(this.#pending);
   }
 }
+
+/** Whether every promise settles within `ms` (it keeps waiting for none of them after that). */
+export async function settlesWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    Promise.allSettled(promises).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}

@@ -1,4 +1,4 @@
-import type { RunResult } from '../types.js';
+import type { ConflictRecord, RunResult } from '../types.js';
 
 /** A finished run, as kept by a control store. */
 export interface RunRecord {
@@ -25,16 +25,30 @@ export interface ControlStore {
   recordRun(run: RunRecord): Promise<void>;
   /** Latest runs first. */
   runs(sync?: string, limit?: number): Promise<RunRecord[]>;
+  /** Keeps settled conflicts with their rows (bounded); a store without it keeps none. */
+  recordConflicts?(records: ConflictRecord[]): Promise<void>;
+  /** Latest conflicts of a sync first. */
+  conflicts?(sync: string, limit: number): Promise<ConflictRecord[]>;
   close?(): Promise<void>;
 }
 
-/** Keeps the last runs in memory. The default store. */
+export interface MemoryControlStoreOptions {
+  /** Runs kept (older ones are dropped); default 1000. */
+  keepRuns?: number;
+  /** Conflicts kept (older ones are dropped); default 1000. */
+  keepConflicts?: number;
+}
+
+/** Keeps the last runs and conflicts in memory. The default store. */
 export class MemoryControlStore implements ControlStore {
   readonly #runs: RunRecord[] = [];
+  readonly #conflicts: ConflictRecord[] = [];
   readonly #limit: number;
+  readonly #keepConflicts: number;
 
-  constructor(opts: { keepRuns?: number } = {}) {
+  constructor(opts: MemoryControlStoreOptions = {}) {
     this.#limit = opts.keepRuns ?? 1000;
+    this.#keepConflicts = opts.keepConflicts ?? 1000;
   }
 
   async recordRun(run: RunRecord): Promise<void> {
@@ -44,5 +58,14 @@ export class MemoryControlStore implements ControlStore {
 
   async runs(sync?: string, limit = 100): Promise<RunRecord[]> {
     return this.#runs.filter((r) => sync === undefined || r.sync === sync).slice(-limit).reverse();
+  }
+
+  async recordConflicts(records: ConflictRecord[]): Promise<void> {
+    this.#conflicts.push(...records);
+    if (this.#conflicts.length > this.#keepConflicts) this.#conflicts.splice(0, this.#conflicts.length - this.#keepConflicts);
+  }
+
+  async conflicts(sync: string, limit: number): Promise<ConflictRecord[]> {
+    return this.#conflicts.filter((c) => c.sync === sync).slice(-limit).reverse();
   }
 }

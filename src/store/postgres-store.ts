@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { ident } from '../sql/ident.js';
+import type { ConflictRecord } from '../types.js';
 import type { ControlStore, RunRecord } from './control-store.js';
 
 export interface PostgresControlStoreOptions {
@@ -9,6 +10,8 @@ export interface PostgresControlStoreOptions {
   schema?: string;
   /** Runs kept per sync (older ones are deleted); default 1000. */
   keepRuns?: number;
+  /** Conflicts kept per sync (older ones are deleted); default 1000. */
+  keepConflicts?: number;
 }
 
 /**
@@ -22,6 +25,8 @@ export class PostgresControlStore implements ControlStore {
   readonly #table: string;
   readonly #schema: string;
   readonly #keep: number;
+  readonly #conflicts: string;
+  readonly #keepConflicts: number;
 
   constructor(opts: PostgresControlStoreOptions) {
     const c = opts.connection;
@@ -37,6 +42,8 @@ export class PostgresControlStore implements ControlStore {
     this.#schema = opts.schema ?? 'pgferry_control';
     this.#table = `${ident(this.#schema)}.runs`;
     this.#keep = opts.keepRuns ?? 1000;
+    this.#conflicts = `${ident(this.#schema)}.conflicts`;
+    this.#keepConflicts = opts.keepConflicts ?? 1000;
   }
 
   #newPool(): pg.Pool {
@@ -68,6 +75,42 @@ export class PostgresControlStore implements ControlStore {
     // Stores made by 0.1 lack the instance column.
     await this.#db.query(`ALTER TABLE ${this.#table} ADD COLUMN IF NOT EXISTS instance text`);
     await this.#db.query(`CREATE INDEX IF NOT EXISTS runs_sync_started ON ${this.#table} (sync, started_at DESC)`);
+    await this.#db.query(`CREATE TABLE IF NOT EXISTS ${this.#conflicts} (
+      id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      sync text NOT NULL,
+      table_name text NOT NULL,
+      key jsonb NOT NULL,
+      resolution text NOT NULL,
+      winner text,
+      at timestamptz NOT NULL,
+      rows jsonb NOT NULL
+    )`);
+    await this.#db.query(`CREATE INDEX IF NOT EXISTS conflicts_sync_id ON ${this.#conflicts} (sync, id DESC)`);
+  }
+
+  async recordConflicts(records: ConflictRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.#db.query(
+      `INSERT INTO ${this.#conflicts} (sync, table_name, key, resolution, winner, at, rows)
+       SELECT x.sync, x.table_name, x.key, x.resolution, x.winner, x.at, x.rows
+         FROM jsonb_to_recordset($1::jsonb) AS x(n int, sync text, table_name text, key jsonb, resolution text, winner text, at timestamptz, rows jsonb)
+        ORDER BY x.n`,
+      [JSON.stringify(records.map((r, n) => ({ n, sync: r.sync, table_name: r.table, key: r.key, resolution: r.resolution, winner: r.winner, at: r.at, rows: r.rows })))],
+    );
+    for (const sync of new Set(records.map((r) => r.sync))) {
+      await this.#db.query(
+        `DELETE FROM ${this.#conflicts} WHERE sync = $1 AND id IN (SELECT id FROM ${this.#conflicts} WHERE sync = $1 ORDER BY id DESC OFFSET $2)`,
+        [sync, this.#keepConflicts],
+      );
+    }
+  }
+
+  async conflicts(sync: string, limit: number): Promise<ConflictRecord[]> {
+    const r = await this.#db.query(
+      `SELECT sync, table_name, key, resolution, winner, at, rows FROM ${this.#conflicts} WHERE sync = $1 ORDER BY id DESC LIMIT $2`,
+      [sync, limit],
+    );
+    return r.rows.map((x) => ({ sync: x.sync, table: x.table_name, key: x.key, resolution: x.resolution, winner: x.winner, at: x.at, rows: x.rows }));
   }
 
   async recordRun(run: RunRecord): Promise<void> {

@@ -12,7 +12,7 @@ import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
 import type { TempNames } from '../sql/names.js';
-import type { Row, RunReason, RunResult, TableResult } from '../types.js';
+import type { ConflictRecord, Row, RunReason, RunResult, TableResult } from '../types.js';
 
 export interface RunDeps {
   dbs: ReadonlyMap<string, Database>;
@@ -22,6 +22,8 @@ export interface RunDeps {
   signal?: AbortSignal;
   /** Runs housekeeping after the run (stop() waits for it); without it, none is done. */
   background?: (task: () => Promise<void>) => void;
+  /** Keeps settled conflicts with their rows (after the run committed); without it, no rows are read for history. */
+  recordConflicts?: (records: ConflictRecord[]) => void;
 }
 
 /** What is known of a run from the moment it is launched, whether it succeeds or fails. */
