@@ -17,10 +17,11 @@ const DDL = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
 
 describe('metrics()', () => {
   it('backlog and lag with changes pending and nothing running, the same on an instance that never ran; zero after a run', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const rep = await replicators.installed([a!, b!], { tables: ['t'] });
-    const other = await declareSync(replicators.create(), [a!, b!], { tables: ['t'] });
+    const dbs = await createDatabases(2);
+    await sqlAll(dbs, DDL);
+    const [a, b] = dbs;
+    const rep = await replicators.installed(dbs, { tables: ['t'] });
+    const other = await declareSync(replicators.create(), dbs, { tables: ['t'] });
 
     // Never ran: no watermark, every change counts; key 1 changed twice is one key.
     await a!.sql(`INSERT INTO t VALUES (1, 'x'), (2, 'y'), (3, 'z')`);

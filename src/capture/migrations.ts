@@ -11,13 +11,13 @@ export interface Migration {
   sql(schema: string): string;
 }
 
+/** A migration whose SQL is built from the quoted library schema `s` (and its plain name). */
+function migration(version: number, description: string, body: (s: string, schema: string) => string): Migration {
+  return { version, description, sql: (schema) => body(ident(schema), schema) };
+}
+
 export const migrations: readonly Migration[] = [
-  {
-    version: 1,
-    description: 'registry of captured tables, syncs and their watermarks',
-    sql: (schema) => {
-      const s = ident(schema);
-      return `
+  migration(1, 'registry of captured tables, syncs and their watermarks', (s, schema) => `
 CREATE TABLE ${s}.version (
   version integer NOT NULL,
   upgraded_at timestamptz NOT NULL DEFAULT now()
@@ -48,15 +48,8 @@ CREATE TABLE ${s}.watermark (
   sync text PRIMARY KEY,
   snapshot pg_snapshot NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
-);`;
-    },
-  },
-  {
-    version: 2,
-    description: 'TRUNCATE capture',
-    sql: (schema) => {
-      const s = ident(schema);
-      return `
+);`),
+  migration(2, 'TRUNCATE capture', (s, schema) => `
 -- One row per TRUNCATE of a captured table (its deltas cannot say "every key").
 CREATE TABLE ${s}.truncates (
   table_schema text NOT NULL,
@@ -88,31 +81,20 @@ BEGIN
                    ${literal(schema + '_capture_trunc')}, r.table_schema, r.table_name, ${literal(schema)}, ${literal(schema)});
   END LOOP;
 END
-$do$;`;
-    },
-  },
-  {
-    version: 3,
-    description: 'fences: the newest run that wrote to this database, per sync',
-    sql: (schema) => {
-      const s = ident(schema);
-      return `
+$do$;`),
+  migration(3, 'fences: the newest run that wrote to this database, per sync', (s) => `
 -- Per sync: the generation of the newest run whose writes committed here. A run whose
 -- generation is older (it lost its lock and a newer run went ahead) cannot commit. A row
--- also means the sync has delivered here before (its one-time copy is done).
+-- also means the sync has delivered here before (its one-time copy is done). The origin
+-- names the server and database that numbered the generations: numbers of another origin
+-- (the first source moved to a new server) cannot be compared, and the newer origin takes over.
 CREATE TABLE ${s}.fences (
   sync text PRIMARY KEY,
   generation bigint NOT NULL,
+  origin text,
   updated_at timestamptz NOT NULL DEFAULT now()
-);`;
-    },
-  },
-  {
-    version: 4,
-    description: 'capture owned by table owners; key types and capture versions; watermarks know their server',
-    sql: (schema) => {
-      const s = ident(schema);
-      return `
+);`),
+  migration(4, 'capture owned by table owners; key types and capture versions; watermarks know their server', (s, schema) => `
 -- Which version of the capture function and triggers each table has (see capture/ddl.ts),
 -- and the key column types its delta table was made for.
 ALTER TABLE ${s}.captured ADD COLUMN capture_version integer NOT NULL DEFAULT 1;
@@ -122,11 +104,6 @@ ALTER TABLE ${s}.captured ADD COLUMN key_types text[];
 -- counts: a watermark restored onto another server is not trusted.
 ALTER TABLE ${s}.watermark ADD COLUMN system_id bigint;
 
--- Where a fence's generations come from (the server and database that numbered the run):
--- generations of another origin, e.g. after the sync's first source moved to a new server,
--- cannot be compared with them, and the newer origin takes over.
-ALTER TABLE ${s}.fences ADD COLUMN origin text;
-
 -- Capture functions run as the owners of their tables; each may record TRUNCATEs of the
 -- tables its role owns, and only those.
 ALTER TABLE ${s}.truncates ENABLE ROW LEVEL SECURITY;
@@ -134,9 +111,7 @@ CREATE POLICY own_tables ON ${s}.truncates FOR INSERT WITH CHECK (
   pg_catalog.pg_has_role(
     (SELECT c.relowner FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname OPERATOR(pg_catalog.=) table_schema AND c.relname OPERATOR(pg_catalog.=) table_name),
-    'USAGE'));`;
-    },
-  },
+    'USAGE'));`),
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
