@@ -59,6 +59,21 @@ describe('data safety', () => {
     expect(await tableContents(c, 'public.t')).toEqual(want);
   });
 
+  it('a first copy into a target listed before the sources, with a TRUNCATE on the second source: all converge', async () => {
+    const dbs = await createDatabases(3);
+    const [c, a, b] = dbs as [TestDb, TestDb, TestDb];
+    await sqlAll(dbs, DDL);
+    await sqlAll([a, b], `INSERT INTO t SELECT g, 'seed' FROM generate_series(1, 20) g`);
+    const rep = await replicators.installed(dbs, { tables: ['t'], databases: { c: 'target', a: 'source', b: 'source' }, onetimecopy: 'always' });
+    await b.sql(`TRUNCATE t`);
+    await b.sql(`INSERT INTO t VALUES (100, 'after the truncate')`);
+    await kick(rep);
+    const want = await tableContents(a, 'public.t');
+    expect(want).toEqual(['(100,"after the truncate")']);
+    expect(await tableContents(b, 'public.t')).toEqual(want);
+    expect(await tableContents(c, 'public.t')).toEqual(want);
+  });
+
   it('pools of one connection: a multi-master run needs one per database; a busy pool fails the kick, never hangs it', async () => {
     const dbs = await createDatabases(3);
     const [a, b, c] = dbs as [TestDb, TestDb, TestDb];

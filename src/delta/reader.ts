@@ -120,11 +120,14 @@ export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: n
 }
 
 /** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */
-export async function advanceWatermark(src: SourceRead, schema: string, sync: string): Promise<void> {
-  // Losing this commit to a server crash only makes the next run apply the same changes
-  // again (idempotent), so it need not wait for the disk. The server's identifier goes with
-  // it: a watermark restored onto another server is not trusted (see open.ts).
-  await src.session.query(`SET LOCAL synchronous_commit = off`);
+export async function advanceWatermark(src: SourceRead, schema: string, sync: string, durable = false): Promise<void> {
+  // With one source, losing this commit to a server crash only makes the next run apply the
+  // same changes again (idempotent), so it need not wait for the disk. With several, one
+  // source's watermark lost while another's stayed would make the next run see an old change
+  // as new against a newer one elsewhere: those commits wait for the disk (`durable`). The
+  // server's identifier goes with it: a watermark restored onto another server is not trusted
+  // (see open.ts).
+  if (!durable) await src.session.query(`SET LOCAL synchronous_commit = off`);
   await src.session.query(
     `INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
      VALUES ($1, $2::pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system()))

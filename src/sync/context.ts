@@ -103,7 +103,9 @@ export class Run {
     this.startedAt = ctx.startedAt;
     this.onetimecopy = ctx.onetimecopy;
     this.sources = namesWithRole(plan, 'source');
-    this.receivers = namesWithRole(plan, ...(this.sources.length > 1 ? (['source', 'target'] as const) : (['target'] as const)));
+    // Sources first: a target's first copy then reads a source that already took in this
+    // run's TRUNCATEs from the other sources.
+    this.receivers = [...(this.sources.length > 1 ? this.sources : []), ...namesWithRole(plan, 'target')];
     this.fullcopies = namesWithRole(plan, 'fullcopy');
     this.order = plan.databases.map((d) => d.name);
     deps.signal?.addEventListener('abort', this.#onAbort);

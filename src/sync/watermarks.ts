@@ -26,7 +26,7 @@ export async function commitWatermarks(run: Run): Promise<void> {
     for (const read of reads) await read.session.commit();
     for (const read of reads) {
       await read.session.begin();
-      await advanceWatermark(read, run.deps.schema, run.sync);
+      await advanceWatermark(read, run.deps.schema, run.sync, true);
       await read.session.commit();
     }
   }
