@@ -308,6 +308,33 @@ export async function embeddedBinDir(): Promise<string> {
   return path.join(nativeDir, 'bin');
 }
 
+/**
+ * Resolves when a postgres process says it accepts connections; rejects when it exits first
+ * (with what it printed). `onExit` runs whenever it exits. Its pipes keep being drained.
+ */
+export function untilReady(p: ChildProcess, onExit: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let out = '';
+    let ready = false;
+    const onData = (d: Buffer) => {
+      if (ready) return; // keep draining the pipes, stop collecting
+      out += String(d);
+      if (out.includes('ready to accept connections')) {
+        ready = true;
+        out = '';
+        resolve();
+      }
+    };
+    p.stderr?.on('data', onData);
+    p.stdout?.on('data', onData);
+    p.on('error', reject);
+    p.on('exit', (code, signal) => {
+      onExit();
+      if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before it was ready: ${out}`));
+    });
+  });
+}
+
 /** Servers started by `startServerProcess` and not stopped yet: told to shut down when this process exits. */
 const running = new Set<ChildProcess>();
 let exitHook = false;
@@ -350,26 +377,7 @@ async function startServerProcess(o: {
     });
     const p = spawn(path.join(o.binDir, 'postgres'), ['-D', data, '-p', String(port), ...o.postgresFlags], spawnOpts);
     proc = p;
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      let ready = false;
-      const onData = (d: Buffer) => {
-        if (ready) return; // keep draining the pipes, stop collecting
-        out += String(d);
-        if (out.includes('ready to accept connections')) {
-          ready = true;
-          out = '';
-          resolve();
-        }
-      };
-      p.stderr?.on('data', onData);
-      p.stdout?.on('data', onData);
-      p.on('error', reject);
-      p.on('exit', (code, signal) => {
-        running.delete(p);
-        if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before it was ready: ${out}`));
-      });
-    });
+    await untilReady(p, () => running.delete(p));
     running.add(p);
     if (!exitHook) {
       exitHook = true;
