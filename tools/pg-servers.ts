@@ -14,7 +14,7 @@
  * `startSystemServer` starts a server from an operating-system install such as
  * Debian's `/usr/lib/postgresql/15/bin`, for cross-version tests.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -308,6 +308,18 @@ export async function embeddedBinDir(): Promise<string> {
   return path.join(nativeDir, 'bin');
 }
 
+/** Runs initdb for `data` (superuser postgres, scram password from `pwfile`); rejects with what it printed. */
+export function initdb(binDir: string, data: string, pwfile: string, flags: string[], spawnOpts: SpawnOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const p = spawn(path.join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, ...flags], spawnOpts);
+    let err = '';
+    p.stderr?.on('data', (d) => { err += String(d); });
+    p.stdout?.on('data', () => {});
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
+  });
+}
+
 /**
  * Resolves when a postgres process says it accepts connections; rejects when it exits first
  * (with what it printed). `onExit` runs whenever it exits. Its pipes keep being drained.
@@ -365,16 +377,7 @@ async function startServerProcess(o: {
       for (const p of [dir, data, pwfile]) await fs.chown(p, o.ids.uid, o.ids.gid);
     }
     const spawnOpts = { ...(o.ids ?? {}), cwd: dir, env: o.env };
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn(path.join(o.binDir, 'initdb'), [
-        '-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, ...o.initdbFlags,
-      ], spawnOpts);
-      let err = '';
-      p.stderr?.on('data', (d) => { err += String(d); });
-      p.stdout?.on('data', () => {});
-      p.on('error', reject);
-      p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
-    });
+    await initdb(o.binDir, data, pwfile, o.initdbFlags, spawnOpts);
     const p = spawn(path.join(o.binDir, 'postgres'), ['-D', data, '-p', String(port), ...o.postgresFlags], spawnOpts);
     proc = p;
     await untilReady(p, () => running.delete(p));
