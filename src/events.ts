@@ -46,6 +46,16 @@ export interface CopyProgressEvent {
   done: boolean;
 }
 
+export interface ValidateProgressEvent {
+  sync: string;
+  table: string;
+  /** Rows of the table (on the first database) whose key ranges are settled so far. */
+  rows: number;
+  /** The planner's estimate of the table's rows (may be off; -1 when unknown). */
+  totalEstimate: number;
+  done: boolean;
+}
+
 /** Every event of a Replicator: name → payload. */
 export interface ReplicatorEvents {
   'sync:start': (e: SyncStartEvent) => void;
@@ -54,6 +64,7 @@ export interface ReplicatorEvents {
   conflict: (e: ConflictEvent) => void;
   'rows:applied': (e: RowsAppliedEvent) => void;
   'copy:progress': (e: CopyProgressEvent) => void;
+  'validate:progress': (e: ValidateProgressEvent) => void;
   error: (e: PgferryError) => void;
 }
 

@@ -17,6 +17,7 @@ export type {
   ConflictEvent,
   RowsAppliedEvent,
   CopyProgressEvent,
+  ValidateProgressEvent,
 } from './events.js';
 export type {
   RowKey,

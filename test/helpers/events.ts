@@ -33,6 +33,7 @@ export class EventRecorder {
     conflict: [],
     'rows:applied': [],
     'copy:progress': [],
+    'validate:progress': [],
   };
   /** Every recorded event, in order. */
   readonly all: { name: EventName; event: unknown }[] = [];
