@@ -5,7 +5,7 @@
  * not statements, travels: applying the same batch twice leaves the same rows.
  */
 import { PgferryError } from '../errors.js';
-import { canonicalKey, readTable, type ForeignKey, type TableInfo } from '../catalog/tables.js';
+import { canonicalKey, type ForeignKey, type TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
@@ -19,12 +19,16 @@ const SOURCE = STAGING.source;
 const NUMBER = STAGING.number;
 
 /**
- * Checks that `receiver` has the table with every column that travels and a unique key on
+ * Checks that `receiver` has each table with every column that travels and a unique key on
  * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs. Returns
- * the receiver's table as its catalog describes it.
+ * the receiver's tables as its catalog describes them (cached between runs: catalog/cache.ts).
  */
-export async function checkReceiver(receiver: Session, source: TableInfo, columns: string[], sourceDb: string): Promise<TableInfo> {
-  const t = await readTable(receiver.client, source);
+export async function checkReceivers(receiver: Session, tables: readonly { info: TableInfo; columns: string[] }[], sourceDb: string): Promise<TableInfo[]> {
+  const infos = await receiver.db.catalog.read(receiver.client, tables.map((t) => t.info));
+  return tables.map((t, i) => checkReceiver(receiver, infos[i]!, t.info, t.columns, sourceDb));
+}
+
+function checkReceiver(receiver: Session, t: TableInfo | null, source: TableInfo, columns: string[], sourceDb: string): TableInfo {
   const name = displayName(source);
   const db = receiver.name;
   if (!t || t.kind !== 'table') {
@@ -204,6 +208,9 @@ async function origins(receiver: Session, temp: TempNames, present: boolean): Pr
   return r.rows.map((x) => x.o);
 }
 
+/** A statement, or one decided by the row count of the statement before it (null: none). */
+type Statement = string | ((previousRowCount: number) => string | null);
+
 /**
  * Runs `statement` once per distinct origin of the staged rows, with the origin set for the
  * capture triggers on the receiver (so a cascading sync knows where the change came from).
@@ -213,7 +220,7 @@ async function perOrigin(
   receiver: Session,
   temp: TempNames,
   present: boolean,
-  statements: (originFilter: string) => string[],
+  statements: (originFilter: string, o: string | null) => Statement[],
   wantKeys: boolean,
   known?: string[],
 ): Promise<Applied> {
@@ -222,9 +229,13 @@ async function perOrigin(
   for (const o of list) {
     await receiver.setLocal(ORIGIN_SETTING, o ?? '');
     const filter = list.length === 1 ? 'true' : o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`;
-    for (const text of statements(filter)) {
+    let previous = -1;
+    for (const st of statements(filter, o)) {
+      const text = typeof st === 'string' ? st : st(previous);
+      if (text === null) continue;
       const r = await receiver.query(text, list.length === 1 || o === null ? [] : [o]);
-      out.count += r.rowCount ?? 0;
+      previous = r.rowCount ?? 0;
+      out.count += previous;
       if (wantKeys) out.keys.push(...(r.rows as RowKey[]));
     }
   }
@@ -279,6 +290,12 @@ export async function applyDeletes(
   );
 }
 
+/** The origins of a table's staged rows and how many of them exist at the source, per origin (from stagedCounts). */
+export interface KnownUpserts {
+  origins: string[];
+  present: ReadonlyMap<string, number>;
+}
+
 /** Inserts or updates the staged rows that exist at the source (those of `span` only, when given). */
 export async function applyUpserts(
   receiver: Session,
@@ -286,7 +303,7 @@ export async function applyUpserts(
   temp: TempNames,
   columns: string[],
   wantKeys: boolean,
-  knownOrigins?: string[],
+  known?: KnownUpserts,
   span?: StagedSpan,
 ): Promise<Applied> {
   const st = ident(temp.staging);
@@ -302,21 +319,25 @@ export async function applyUpserts(
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
   // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
   // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears
-  // meanwhile.
+  // meanwhile. When the UPDATE found a row for every staged one (one row per key and origin),
+  // nothing is missing and the INSERT pass is left out.
   const always = columns.filter((c) => !keys.has(c) && t.columns.find((x) => x.name === c)?.identity === 'a');
+  const insert = (filter: string) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
+         SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
+          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
+         ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`;
   const out = await perOrigin(
     receiver,
     temp,
     true,
-    (filter) => [
+    (filter, o) => [
       ...(settable.length
-        ? [`UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-              FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`]
-        : []),
-      `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
-         SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
-          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
-         ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`,
+        ? [
+            `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+              FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
+            (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
+          ]
+        : [insert(filter)]),
       // Keys equal for the table but written differently ('Foo' and 'foo' in citext, 1.0 and
       // 1.00): the row takes the source's spelling, so every database holds the same text.
       ...(canonicalKey(t)
@@ -326,7 +347,7 @@ export async function applyUpserts(
                AND (${t.key.map((c) => `(d.${ident(c)}::text COLLATE "C") IS DISTINCT FROM (s.${ident(c)}::text COLLATE "C")`).join(' OR ')})`]),
     ],
     wantKeys,
-    knownOrigins,
+    known?.origins,
   );
   if (always.length > 0) await alignAlwaysIdentity(receiver, t, temp, always, span);
   return out;

@@ -10,6 +10,7 @@
  * operators, and is owned by the table's owner (see ownershipSql), not by whoever installs.
  */
 import type { TableInfo } from '../catalog/tables.js';
+import { PgferryError } from '../errors.js';
 import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
 import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
 
@@ -23,6 +24,15 @@ export const CAPTURE_VERSION = 2;
 export function keyColumnType(t: TableInfo, name: string): string {
   const col = t.columns.find((c) => c.name === name)!;
   return col.collation ? `${col.type} COLLATE ${col.collation}` : col.type;
+}
+
+/** A table whose key moved to other columns after it was captured (its delta table keys the old ones). */
+export function keyMovedError(t: TableInfo, capturedKey: readonly string[], database: string): PgferryError {
+  return new PgferryError(
+    'SCHEMA_MISMATCH',
+    `Table ${displayName(t)} on database "${database}" is captured with key (${capturedKey.join(', ')}) but its key is now (${t.key.join(', ')}). Uninstall and install again.`,
+    { database, table: displayName(t) },
+  );
 }
 
 export function deltaTableSql(schema: string, t: TableInfo): string {

@@ -13,7 +13,7 @@ import { PgferryError } from '../errors.js';
 import { readTable, relationExists, type TableInfo } from '../catalog/tables.js';
 import { displayName, ident, qualified } from '../sql/ident.js';
 import { TRIGGER_SUFFIXES, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
-import { CAPTURE_VERSION, captureFunctionSql, captureSql, keyColumnType, ownershipSql, triggersSql } from './ddl.js';
+import { CAPTURE_VERSION, captureFunctionSql, captureSql, keyColumnType, keyMovedError, ownershipSql, triggersSql } from './ddl.js';
 import { LATEST_VERSION, migrations } from './migrations.js';
 
 const debug = createDebug('pgferry:install');
@@ -69,13 +69,7 @@ export async function installCapture(c: Queryable, schema: string, database: str
       [t.schema, t.name],
     );
     const have = existing.rows[0];
-    if (have && have.key_columns.join('\0') !== t.key.join('\0')) {
-      throw new PgferryError(
-        'SCHEMA_MISMATCH',
-        `Table ${displayName(t)} on database "${database}" is captured with key (${have.key_columns.join(', ')}) but its key is now (${t.key.join(', ')}). Uninstall and install again.`,
-        { database, table: displayName(t) },
-      );
-    }
+    if (have && have.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, have.key_columns, database);
     const keyTypes = t.key.map((k) => keyColumnType(t, k));
     if (!have) {
       debug('%s: capturing %s', database, displayName(t));

@@ -145,14 +145,16 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
 /** Reads a table that must exist, else TABLE_NOT_FOUND naming it and the database. */
 export async function requireTable(db: Queryable, q: QualifiedName, database: string): Promise<TableInfo> {
   const t = await readTable(db, q);
-  if (!t) {
-    throw new PgferryError(
-      'TABLE_NOT_FOUND',
-      `Table ${displayName(q)} does not exist on database "${database}". Create it there (same columns) or remove it from the sync.`,
-      { database, table: displayName(q) },
-    );
-  }
+  if (!t) throw tableNotFound(q, database);
   return t;
+}
+
+export function tableNotFound(q: QualifiedName, database: string): PgferryError {
+  return new PgferryError(
+    'TABLE_NOT_FOUND',
+    `Table ${displayName(q)} does not exist on database "${database}". Create it there (same columns) or remove it from the sync.`,
+    { database, table: displayName(q) },
+  );
 }
 
 /** Orders tables so that referenced tables come before the tables that reference them. */

@@ -11,7 +11,7 @@
  */
 import createDebug from 'debug';
 import type { TableInfo } from '../catalog/tables.js';
-import { CAPTURE_VERSION, keyColumnType } from '../capture/ddl.js';
+import { CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/ddl.js';
 import { LATEST_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
@@ -25,6 +25,7 @@ interface Registry {
   table_schema: string | null;
   table_name: string | null;
   capture_version: number | null;
+  key_columns: string[] | null;
   key_types: string[] | null;
   previous: string | null;
   system_id: string | null;
@@ -51,7 +52,7 @@ export async function openSource(session: Session, schema: string, sync: string,
   // Rows as JSON, so that columns of a newer schema version are read without naming them
   // (an older schema is refused below, not broken by the query).
   const r = await session.query<Registry>(
-    `SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version,
+    `SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version, cap.key_columns,
             ARRAY(SELECT pg_catalog.jsonb_array_elements_text(pg_catalog.to_jsonb(cap) -> 'key_types')) AS key_types,
             w.snapshot::text AS previous, pg_catalog.to_jsonb(w) ->> 'system_id' AS system_id,
             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS here,
@@ -103,6 +104,7 @@ function checkCapture(session: Session, sync: string, t: TableInfo, reg: Registr
       { sync, database: session.name, table },
     );
   }
+  if (reg.key_columns && reg.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, reg.key_columns, session.name);
   const want = t.key.map((k) => keyColumnType(t, k));
   const have = reg.key_types ?? [];
   const i = want.findIndex((x, n) => x !== have[n]);

@@ -16,7 +16,7 @@
 import {
   applyDeletes,
   applyUpserts,
-  checkReceiver,
+  checkReceivers,
   createStaging,
   dropOwnOrigin,
   emptyExceptOwn,
@@ -25,6 +25,7 @@ import {
   stagedCounts,
   type Applied,
   type KeyRange,
+  type KnownUpserts,
   type ReferencingTable,
   type StagedSpan,
 } from '../apply/applier.js';
@@ -43,7 +44,7 @@ import { copyInto } from './fullcopy.js';
 /** Origins of a table's staged deletes and upserts, when known without a query. */
 interface KnownOrigins {
   deletes: string[];
-  upserts: string[];
+  upserts: KnownUpserts;
 }
 
 /**
@@ -157,9 +158,9 @@ export class Chunk {
   async applyTo(name: string): Promise<void> {
     const run = this.#run;
     const d = await this.#writer(name);
-    for (const t of run.tables) {
-      if (!t.receivers.has(name)) t.receivers.set(name, await checkReceiver(d, t.info, t.columns, run.sources[0]!));
-    }
+    const unread = run.tables.filter((t) => !t.receivers.has(name));
+    const infos = await checkReceivers(d, unread, run.sources[0]!);
+    for (const [i, t] of unread.entries()) t.receivers.set(name, infos[i]!);
     if (this.#plan.first) await this.#emptyAndCopy(d);
     const work = [...this.#plan.work];
     const known = new Map<RunTable, KnownOrigins>();
@@ -217,7 +218,7 @@ export class Chunk {
           return this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, undefined, span));
         }
         const k = known?.upserts;
-        return k && k.length === 0 ? { count: 0, keys: [] } : this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
+        return k && k.origins.length === 0 ? { count: 0, keys: [] } : this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
       },
       () => this.#stage(d, t, new Set(['upsert'])),
     );
@@ -253,7 +254,7 @@ export class Chunk {
     const from = [...counts.entries()];
     return {
       deletes: from.filter(([, n]) => n.absent > 0).map(([src]) => src),
-      upserts: from.filter(([, n]) => n.present > 0).map(([src]) => src),
+      upserts: { origins: from.filter(([, n]) => n.present > 0).map(([src]) => src), present: new Map(from.map(([src, n]) => [src, n.present])) },
     };
   }
 

@@ -3,7 +3,7 @@
  * snapshot. One transaction per table, or one for the run when the tables reference each
  * other (so foreign keys hold); readers of the receiver see old contents or new, never half.
  */
-import { checkReceiver } from '../apply/applier.js';
+import { checkReceivers } from '../apply/applier.js';
 import { passFenceIfInstalled } from '../apply/fence.js';
 import { copyTable, emptyTable } from '../apply/fullcopy.js';
 import { binaryCompatible, estimateRows } from '../catalog/tables.js';
@@ -23,7 +23,7 @@ async function copyAllTo(run: Run, name: string): Promise<void> {
   if (!run.linked) {
     for (const t of run.tables) {
       const w = await begin(run, name);
-      t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
+      t.receivers.set(name, (await checkReceivers(w, [t], source.name))[0]!);
       await emptyTable(w, t.receivers.get(name)!);
       t.result.upserted += await copyInto(run, source, w, t);
       await commit(run, w);
@@ -32,7 +32,8 @@ async function copyAllTo(run: Run, name: string): Promise<void> {
   }
   // Tables that reference each other: one transaction, emptied children first, filled parents first.
   const w = await begin(run, name);
-  for (const t of run.tables) t.receivers.set(name, await checkReceiver(w, t.info, t.columns, source.name));
+  const infos = await checkReceivers(w, run.tables, source.name);
+  for (const [i, t] of run.tables.entries()) t.receivers.set(name, infos[i]!);
   for (const t of [...run.tables].reverse()) await emptyTable(w, t.receivers.get(name)!);
   for (const t of run.tables) t.result.upserted += await copyInto(run, source, w, t);
   await commit(run, w);

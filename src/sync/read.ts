@@ -5,7 +5,7 @@
  * source's catalog, check that capture is installed everywhere, and order the tables by their
  * foreign keys.
  */
-import { copiedColumns, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
+import { copiedColumns, orderByDependencies, type TableInfo } from '../catalog/tables.js';
 import type { Generation } from '../apply/fence.js';
 import { runLock } from '../db/locks.js';
 import type { Session } from '../db/session.js';
@@ -20,7 +20,7 @@ export async function readSources(run: Run): Promise<void> {
   const [firstName] = run.sources;
   const first = sessions.get(firstName!)!;
   await first.begin('repeatable read');
-  for (const rel of run.plan.relations) run.relations.push(await requireTable(first.client, rel, first.name));
+  run.relations.push(...(await first.db.catalog.require(first.client, run.plan.relations, first.name)));
   const tables = run.relations.filter((t) => t.kind === 'table');
   for (const name of run.sources) {
     run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], name !== firstName));

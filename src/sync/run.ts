@@ -59,6 +59,8 @@ async function runOnce(plan: SyncPlan, deps: RunDeps, ctx: RunContext): Promise<
     for (const task of run.afterwards) deps.background?.(task);
     return result;
   } catch (err) {
+    // The failure may come from DDL the catalog stamps missed: read the tables afresh next time.
+    for (const d of plan.databases) deps.dbs.get(d.name)?.catalog.clear();
     throw run.failure(err);
   } finally {
     await run.close();
