@@ -42,16 +42,19 @@ export function bulkRuns(ctx: BenchContext, n: number): { runs: number; budgetS?
   return n >= 1_000_000 && !ctx.long && !ctx.runsGiven ? { runs: ctx.runs, budgetS: 100 } : { runs: ctx.runs };
 }
 
-const DDL = (name: string) => `CREATE TABLE ${name} (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)`;
-const FILL = (name: string) =>
+export const DDL = (name: string) => `CREATE TABLE ${name} (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)`;
+export const FILL = (name: string) =>
   `INSERT INTO ${name} SELECT g, g, md5(g::text), timestamptz '2024-01-01' + g * interval '1 second' FROM generate_series(1, $1::int) g`;
 
 export function label(n: number): string {
   return n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
 }
 
-/** Measures `runs` incremental replications of `n` changed rows. */
-export async function measureIncremental(ctx: BenchContext, n: number, plan: { runs: number; budgetS?: number }): Promise<IncrementalRun[]> {
+/**
+ * Measures `runs` incremental replications of `n` changed rows. `beforeRun`, when given, runs at the
+ * start of every run (the native scenario measures built-in replication there, interleaved).
+ */
+export async function measureIncremental(ctx: BenchContext, n: number, plan: { runs: number; budgetS?: number }, beforeRun?: (run: number) => Promise<void>): Promise<IncrementalRun[]> {
   const { runs, budgetS } = plan;
   const src = await createDb(ctx.a, `inc${label(n).toLowerCase()}_src`);
   const tgt = await createDb(ctx.b, `inc${label(n).toLowerCase()}_tgt`);
@@ -75,6 +78,7 @@ export async function measureIncremental(ctx: BenchContext, n: number, plan: { r
         ctx.log(`bulk ${label(n)}: ${r} runs took more than ${budgetS} s; skipping the rest to keep the suite under 10 minutes`);
         break;
       }
+      await beforeRun?.(r);
       await Promise.all([src.sql('VACUUM t'), tgt.sql('VACUUM t'), tgt.sql('TRUNCATE t_ref')]);
       await Promise.all([src.sql('CHECKPOINT'), tgt.sql('CHECKPOINT')]);
 
