@@ -229,7 +229,9 @@ async function bulk(ctx: BenchContext, pf: Pair, lr: Pair, n: number): Promise<{
       native.push({ updateMs: committed - t0, visibleMs: performance.now() - committed });
       ctx.log(`native ${label(n)} run ${run + 1}: UPDATE ${(committed - t0).toFixed(0)} ms, visible after ${(native.at(-1)!.visibleMs / 1000).toFixed(2)} s`);
     };
-    const pgferry = await measureIncremental({ ...ctx, a: pf.a, b: pf.b }, n, bulkRuns(ctx, n), nativeRun);
+    // Native before pgferry in even runs, after it in odd ones.
+    const pgferry = await measureIncremental({ ...ctx, a: pf.a, b: pf.b }, n, bulkRuns(ctx, n), (r, when) =>
+      (when === 'before') === (r % 2 === 0) ? nativeRun(r) : Promise.resolve());
     const nativeEqual = (await checksum(src, 't')).md5 === (await checksum(tgt, 't')).md5;
     return { pgferry, native, nativeEqual };
   } finally {
