@@ -27,9 +27,10 @@ import { instances } from './scenarios/instances.js';
 import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { multimaster } from './scenarios/multimaster.js';
+import { native } from './scenarios/native.js';
 import { overhead } from './scenarios/overhead.js';
 
-export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances];
+export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, native];
 
 interface Args {
   quick: boolean;

@@ -420,13 +420,18 @@ async function startServerProcess(o: {
  *
  * `binaries` (for tests) starts the server from other binaries than the installed ones, that way;
  * `cacheRoot` is where a copy of them goes if one is needed (see `nativeDirFor`).
+ * `settings` are more server settings (`-c name=value`), given after the others so that they win,
+ * e.g. `{ wal_level: 'logical' }`.
  */
 export async function startEmbeddedServer(
-  opts: { fast?: boolean; binaries?: EmbeddedBinaries; cacheRoot?: string } = {},
+  opts: { fast?: boolean; binaries?: EmbeddedBinaries; cacheRoot?: string; settings?: Record<string, string | number> } = {},
 ): Promise<ServerHandle> {
-  const postgresFlags = opts.fast === false
-    ? ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200']
-    : FAST_FLAGS;
+  const postgresFlags = [
+    ...(opts.fast === false
+      ? ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200']
+      : FAST_FLAGS),
+    ...Object.entries(opts.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+  ];
   const ids = os.userInfo().uid === 0 ? postgresOsUser() : null;
   let binaries = opts.binaries;
   if (!binaries && ids) {

@@ -42,16 +42,19 @@ export function bulkRuns(ctx: BenchContext, n: number): { runs: number; budgetS?
   return n >= 1_000_000 && !ctx.long && !ctx.runsGiven ? { runs: ctx.runs, budgetS: 100 } : { runs: ctx.runs };
 }
 
-const DDL = (name: string) => `CREATE TABLE ${name} (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)`;
-const FILL = (name: string) =>
+export const DDL = (name: string) => `CREATE TABLE ${name} (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)`;
+export const FILL = (name: string) =>
   `INSERT INTO ${name} SELECT g, g, md5(g::text), timestamptz '2024-01-01' + g * interval '1 second' FROM generate_series(1, $1::int) g`;
 
 export function label(n: number): string {
   return n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n);
 }
 
-/** Measures `runs` incremental replications of `n` changed rows. */
-export async function measureIncremental(ctx: BenchContext, n: number, plan: { runs: number; budgetS?: number }): Promise<IncrementalRun[]> {
+/**
+ * Measures `runs` incremental replications of `n` changed rows. `hook`, when given, runs at the start
+ * and at the end of every run (the native scenario measures built-in replication there, interleaved).
+ */
+export async function measureIncremental(ctx: BenchContext, n: number, plan: { runs: number; budgetS?: number }, hook?: (run: number, when: 'before' | 'after') => Promise<void>): Promise<IncrementalRun[]> {
   const { runs, budgetS } = plan;
   const src = await createDb(ctx.a, `inc${label(n).toLowerCase()}_src`);
   const tgt = await createDb(ctx.b, `inc${label(n).toLowerCase()}_tgt`);
@@ -75,6 +78,7 @@ export async function measureIncremental(ctx: BenchContext, n: number, plan: { r
         ctx.log(`bulk ${label(n)}: ${r} runs took more than ${budgetS} s; skipping the rest to keep the suite under 10 minutes`);
         break;
       }
+      await hook?.(r, 'before');
       await Promise.all([src.sql('VACUUM t'), tgt.sql('VACUUM t'), tgt.sql('TRUNCATE t_ref')]);
       await Promise.all([src.sql('CHECKPOINT'), tgt.sql('CHECKPOINT')]);
 
@@ -104,6 +108,7 @@ export async function measureIncremental(ctx: BenchContext, n: number, plan: { r
         equal: true,
       });
       ctx.log(`bulk ${label(n)} run ${r + 1}/${runs}: kick ${(kickMs / 1000).toFixed(2)} s (${result.totals.upserted} rows), raw COPY ${ref.seconds.toFixed(2)} s, RSS ${mem.baselineMb.toFixed(0)}→${mem.peakMb.toFixed(0)} MB`);
+      await hook?.(r, 'after');
     }
     // The target must equal the source after the last kick (checked once: 1M-row checksums take a while).
     if (out.length) out.at(-1)!.equal = (await checksum(src, 't')).md5 === (await checksum(tgt, 't')).md5;

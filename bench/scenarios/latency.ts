@@ -48,7 +48,7 @@ interface Sample {
   loadTps?: number;
 }
 
-const TABLE_DDL = (name: string) => `CREATE TABLE ${name} (id bigint PRIMARY KEY, v int NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())`;
+export const TABLE_DDL = (name: string) => `CREATE TABLE ${name} (id bigint PRIMARY KEY, v int NOT NULL, payload text NOT NULL, at timestamptz NOT NULL DEFAULT now())`;
 
 async function setup(src: BenchDb, tgt: BenchDb): Promise<void> {
   for (const db of [src, tgt]) {

@@ -18,7 +18,7 @@ import { createDb, type BenchDb } from '../lib/pg.js';
 import { pgbenchInit, pgbenchRun, type ClientTools } from '../lib/pgbench.js';
 import { figure, overheadPct } from '../lib/report.js';
 
-const TABLES = ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history'];
+export const TABLES = ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history'];
 
 export interface OverheadParams {
   scale: number;
@@ -42,12 +42,14 @@ export async function tpcbDatabase(tools: ClientTools, db: BenchDb, scale: numbe
   await db.sql('ALTER TABLE pgbench_history ADD COLUMN hid bigserial PRIMARY KEY');
 }
 
-async function prepare(db: BenchDb): Promise<void> {
+/** VACUUM ANALYZE of the four pgbench tables, then CHECKPOINT. */
+export async function prepare(db: BenchDb): Promise<void> {
   await db.sql(`VACUUM ANALYZE ${TABLES.join(', ')}`);
   await db.sql('CHECKPOINT');
 }
 
-async function tpcbSums(db: BenchDb): Promise<string> {
+/** Counts and sums of the four pgbench tables, to compare a target with its source. */
+export async function tpcbSums(db: BenchDb): Promise<string> {
   const r = await db.sql<{ s: string }>(
     `SELECT concat_ws(' ',
        (SELECT count(*) || ':' || sum(abalance) FROM pgbench_accounts),
@@ -58,8 +60,10 @@ async function tpcbSums(db: BenchDb): Promise<string> {
   return r[0]!.s;
 }
 
-interface RunningPhase {
+export interface RunningPhase {
   tps: number;
+  /** pgbench transactions. */
+  transactions: number;
   runs: number;
   rowsDuring: number;
   /** From pgbench's end to the final kick's resolve. */
@@ -69,7 +73,12 @@ interface RunningPhase {
   converged: boolean;
 }
 
-async function runningPhase(ctx: BenchContext, tools: ClientTools, rep: Replicator, src: BenchDb, tgt: BenchDb, args: string[]): Promise<RunningPhase> {
+/**
+ * pgbench with the replicator running (autokick), then one final kick. `window`, when given, opens
+ * just before pgbench starts and closes when the final kick resolved (for the native scenario's
+ * CPU and WAL readings).
+ */
+export async function runningPhase(ctx: BenchContext, tools: ClientTools, rep: Replicator, src: BenchDb, tgt: BenchDb, args: string[], window?: { open(): Promise<void>; close(): Promise<void> }): Promise<RunningPhase> {
   await rep.kick('tpcb'); // deliver what the idle phase captured (not timed)
   await prepare(src);
   await tgt.sql('CHECKPOINT');
@@ -92,16 +101,18 @@ async function runningPhase(ctx: BenchContext, tools: ClientTools, rep: Replicat
   rep.on('sync:error', onError);
   try {
     await rep.start();
+    await window?.open();
     const bench = await pgbenchRun(tools, src, args);
     ended = true;
     const t0 = performance.now();
     await rep.kick('tpcb');
     const finalKickMs = performance.now() - t0;
+    await window?.close();
     await rep.stop();
     const [a, b] = await Promise.all([tpcbSums(src), tpcbSums(tgt)]);
     if (a !== b) ctx.log(`overhead: target differs after the running phase: source ${a} / target ${b}`);
     if (errors.length) ctx.log(`overhead: ${errors.length} run error(s) while running, first: ${String((errors[0] as Error)?.message ?? errors[0])}`);
-    return { tps: bench.tps, runs, rowsDuring, finalKickMs, backlogRows, converged: a === b };
+    return { tps: bench.tps, transactions: bench.transactions, runs, rowsDuring, finalKickMs, backlogRows, converged: a === b };
   } finally {
     rep.off('sync:complete', onComplete);
     rep.off('sync:error', onError);
@@ -180,6 +191,7 @@ export const overhead: Scenario = {
         idle.push(mean(tps.idle));
         running.push({
           tps: mean(tps.running),
+          transactions: slices.reduce((a, r) => a + r.transactions, 0),
           runs: slices.reduce((a, r) => a + r.runs, 0),
           rowsDuring: slices.reduce((a, r) => a + r.rowsDuring, 0),
           finalKickMs: mean(slices.map((r) => r.finalKickMs)),
