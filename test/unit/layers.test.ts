@@ -61,8 +61,18 @@ const RULES: Rule[] = [
   },
   {
     name: 'nothing below the face imports it',
-    applies: (m) => m !== 'index.ts',
+    applies: (m) => m !== 'index.ts' && !inside('cli')(m),
     forbids: (i) => i === 'replicator.ts' || i === 'index.ts',
+  },
+  {
+    name: 'cli/ (the pgferry command) uses the public API only: of pgferry, index.ts and cli/',
+    applies: inside('cli'),
+    forbids: (i) => ours(i) && i !== 'index.ts' && !inside('cli')(i),
+  },
+  {
+    name: 'the library does not import the command',
+    applies: (m) => !inside('cli')(m),
+    forbids: (i) => inside('cli')(i),
   },
   {
     name: 'the parts a run uses do not reach up into the run, the scheduler or the face',
