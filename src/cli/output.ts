@@ -32,6 +32,7 @@ export function exitCodeOf(err: unknown): number {
 
 export class Output {
   #secrets: string[] = [];
+  #through: ((line: string) => void) | null = null;
   readonly #stdout: NodeJS.WriteStream;
   readonly #stderr: NodeJS.WriteStream;
 
@@ -56,7 +57,13 @@ export class Output {
 
   /** A log line on stderr. */
   log(line: string): void {
-    this.#stderr.write(this.redact(line) + '\n');
+    if (this.#through) this.#through(this.redact(line));
+    else this.#stderr.write(this.redact(line) + '\n');
+  }
+
+  /** Sends log lines through `write` (progress bars print them above themselves), or not (`null`). */
+  logThrough(write: ((line: string) => void) | null): void {
+    this.#through = write;
   }
 
   /** The one JSON document of `--json`. */

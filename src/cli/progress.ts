@@ -45,15 +45,27 @@ function totalOf(r: Report): number {
 }
 
 function bars(output: Output): Display {
-  const multi = new cliProgress.MultiBar(
-    { stream: output.stderr, format: '{label} [{bar}] {value}/{total} rows', hideCursor: true, clearOnComplete: false, fps: 5 },
-    cliProgress.Presets.shades_classic,
-  );
+  // Made at the first report and ended when no bar is left: a MultiBar writes to the terminal
+  // while it lives, and log lines go above its bars meanwhile.
+  let multi: cliProgress.MultiBar | null = null;
   const open = new Map<string, cliProgress.SingleBar>();
+  const end = () => {
+    multi?.stop();
+    multi = null;
+    output.logThrough(null);
+  };
   return {
     update(r) {
       let bar = open.get(r.key);
       if (!bar) {
+        if (!multi) {
+          const m = new cliProgress.MultiBar(
+            { stream: output.stderr, format: '{label} [{bar}] {value}/{total} rows', hideCursor: true, clearOnComplete: false, fps: 5 },
+            cliProgress.Presets.shades_classic,
+          );
+          output.logThrough((line) => m.log(line + '\n'));
+          multi = m;
+        }
         bar = multi.create(Math.max(totalOf(r), 1), 0, { label: r.label });
         open.set(r.key, bar);
       }
@@ -62,9 +74,10 @@ function bars(output: Output): Display {
       if (r.done) {
         bar.stop();
         open.delete(r.key);
+        if (open.size === 0) end();
       }
     },
-    stop: () => multi.stop(),
+    stop: end,
   };
 }
 
