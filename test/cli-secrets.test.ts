@@ -27,7 +27,7 @@ function poolConfig(db: TestDb, user: string, password: string) {
 }
 
 describe('pgferry never prints a password', () => {
-  it('in any command, on success and on failure, with debug logs on', async () => {
+  it('in any command, on success and on failure, with debug logs on', { timeout: 240_000 }, async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
     const hex = randomBytes(4).toString('hex');
@@ -45,8 +45,9 @@ describe('pgferry never prints a password', () => {
     };
     const dir = tempDir();
     const results: [string, CliResult][] = [];
+    let files = 0;
     const run = async (label: string, config: unknown, args: string[], expected: number, env: Record<string, string> = {}) => {
-      const file = writeConfig(dir, config, `${label.replace(/\W+/g, '-')}.json`);
+      const file = writeConfig(dir, config, `${label.replace(/\W+/g, '-')}-${++files}.json`);
       const r = await cli(['--config', file, ...args], { cwd: dir, env });
       results.push([`${label}: pgferry ${args.join(' ')}`, r]);
       expect(r.code, `${label}: pgferry ${args.join(' ')}\n${shown(r)}`).toBe(expected);
@@ -54,8 +55,7 @@ describe('pgferry never prints a password', () => {
     };
 
     // Success.
-    await run('good', good, ['--help'], 0);
-    await run('good', good, ['print-sql'], 0);
+    await Promise.all([run('good', good, ['--help'], 0), run('good', good, ['print-sql'], 0)]);
     await run('good', good, ['install'], 0);
     await a!.sql(`INSERT INTO t VALUES (1, 'one')`);
     await run('good', good, ['status'], 0);
@@ -63,8 +63,7 @@ describe('pgferry never prints a password', () => {
     await run('good', good, ['kick'], 0);
     await run('good', good, ['status', '--json'], 0);
     await b!.sql(`UPDATE t SET v = 'differs' WHERE id = 1`);
-    await run('good', good, ['validate', 's'], 1);
-    await run('good', good, ['validate', 's', '--json'], 1, { DEBUG: 'pgferry:*' });
+    await Promise.all([run('good', good, ['validate', 's'], 1), run('good', good, ['validate', 's', '--json'], 1, { DEBUG: 'pgferry:*' })]);
 
     const started = spawnCli(['--config', writeConfig(dir, good, 'start.json'), 'start'], { cwd: dir, env: { DEBUG: 'pgferry:*' } });
     await waitFor('pgferry start to start', () => started.output().stderr.includes('pgferry: started as '), { timeoutMs: 20_000 });
@@ -75,42 +74,44 @@ describe('pgferry never prints a password', () => {
     results.push(['good: pgferry start', stopped]);
     expect(stopped.code, shown(stopped)).toBe(0);
 
-    // A port where nothing listens.
+    // Failures, side by side (none of them changes anything): a port where nothing listens.
     const downUrl = aUrl.replace(/:(\d+)\//, ':1/');
     const down = { ...good, databases: { a: downUrl, b: good.databases.b } };
-    const downKick = await run('down', down, ['kick', 's', '--json'], 1, { DEBUG: 'pgferry:*' });
-    expect(downKick.stderr).toContain('pgferry: CONNECTION_FAILED: Cannot connect to database "a"');
-    await run('down', down, ['install'], 1);
-    await run('down', down, ['status', '--json'], 1);
-    await run('down', down, ['validate', 's'], 1);
-    // start waits for the database to come back: it is stopped by a signal as usual.
-    const waiting = spawnCli(['--config', writeConfig(dir, down, 'down-start.json'), 'start'], { cwd: dir, env: { DEBUG: 'pgferry:*' } });
-    await waitFor('a failed try to reach a', () => waiting.output().stderr.includes('a: cannot try to hold s'), { timeoutMs: 20_000 });
-    waiting.child.kill('SIGTERM');
-    const waited = await waiting.done;
-    results.push(['down: pgferry start', waited]);
-    expect(waited.code, shown(waited)).toBe(0);
-
     // A control store that cannot be reached (its errors come from pg, not from pgferry).
     const storeDown = { ...good, store: { kind: 'postgres', connection: downUrl } };
-    await run('store down', storeDown, ['status', '--json'], 1);
-    await run('store down', storeDown, ['install'], 1);
-
     // A wrong password, in the connection string and in the pool config.
     const badPw = {
       ...good,
       databases: { a: withDatabase(a!.serverUrl, a!.name, { name: role, password: wrong }), b: poolConfig(b!, role, wrong) },
       store: { kind: 'memory' },
     };
-    const badKick = await run('wrong password', badPw, ['kick', 's'], 1, { DEBUG: 'pgferry:*' });
-    expect(badKick.stderr).toMatch(/^pgferry: CONNECTION_FAILED: Cannot connect to database "a" [^\n]*Check the user and password\.\n/m);
-    await run('wrong password', badPw, ['status', '--json'], 1);
-    await run('wrong password', badPw, ['install'], 1);
+    const debug = { DEBUG: 'pgferry:*' };
+    const [downKick, , , , storeDownStatus, , badKick] = await Promise.all([
+      run('down', down, ['kick', 's', '--json'], 1, debug),
+      run('down', down, ['install'], 1),
+      run('down', down, ['status', '--json'], 1),
+      run('down', down, ['validate', 's'], 1),
+      run('store down', storeDown, ['status', '--json'], 1),
+      run('store down', storeDown, ['install'], 1),
+      run('wrong password', badPw, ['kick', 's'], 1, debug),
+      run('wrong password', badPw, ['status', '--json'], 1),
+      run('wrong password', badPw, ['install'], 1),
+      // Bad configurations that carry the password.
+      run('bad field', { ...good, databases: { a: aUrl, b: { ...poolConfig(b!, role, password), sslmode: 'require' } } }, ['status'], 2),
+      run('unset env', { ...good, databases: { a: aUrl, b: 'postgres://x:${PGFERRY_CLI_NOT_SET}@127.0.0.1/b' } }, ['kick', '--json'], 2),
+      run('bad store', { ...good, store: { kind: 'postgres', database: 'a', connection: aUrl } }, ['status', '--json'], 2),
+    ]);
+    expect(downKick!.stderr).toContain('pgferry: CONNECTION_FAILED: Cannot connect to database "a"');
+    expect(storeDownStatus!.stderr).toBe('pgferry: CONNECTION_FAILED: Cannot reach the control store: connect ECONNREFUSED 127.0.0.1:1. Check store in the config, and that its server is running.\n');
+    expect(badKick!.stderr).toMatch(/^pgferry: CONNECTION_FAILED: Cannot connect to database "a" [^\n]*Check the user and password\.\n/m);
 
-    // Bad configurations that carry the password.
-    await run('bad field', { ...good, databases: { a: aUrl, b: { ...poolConfig(b!, role, password), sslmode: 'require' } } }, ['status'], 2);
-    await run('unset env', { ...good, databases: { a: aUrl, b: 'postgres://x:${PGFERRY_CLI_NOT_SET}@127.0.0.1/b' } }, ['kick', '--json'], 2);
-    await run('bad store', { ...good, store: { kind: 'postgres', database: 'a', connection: aUrl } }, ['status', '--json'], 2);
+    // start waits for the database to come back: it is stopped by a signal as usual.
+    const waiting = spawnCli(['--config', writeConfig(dir, down, 'down-start.json'), 'start'], { cwd: dir, env: debug });
+    await waitFor('a failed try to reach a', () => waiting.output().stderr.includes('a: cannot try to hold s'), { timeoutMs: 20_000 });
+    waiting.child.kill('SIGTERM');
+    const waited = await waiting.done;
+    results.push(['down: pgferry start', waited]);
+    expect(waited.code, shown(waited)).toBe(0);
 
     await run('good', good, ['uninstall'], 0);
 

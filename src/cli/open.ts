@@ -11,9 +11,10 @@ import {
   type PostgresControlStoreOptions,
   type StoreConfig,
 } from '../index.js';
+import { namedStore } from './store.js';
 
 export async function openReplicator(config: PgferryConfig): Promise<Replicator> {
-  const store = storeOf(config.store, config.databases);
+  const store = namedStore(storeOf(config.store, config.databases));
   const rep = new Replicator({ store, ...(config.schema !== undefined && { schema: config.schema }) });
   for (const [name, connection] of Object.entries(config.databases)) await rep.addDatabase(name, connection);
   for (const [name, sync] of Object.entries(config.syncs)) await rep.addSync(name, sync);
