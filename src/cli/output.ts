@@ -43,7 +43,9 @@ export class Output {
 
   /** Passwords to keep out of everything written from now on. */
   addSecrets(secrets: readonly string[]): void {
-    this.#secrets = [...new Set([...this.#secrets, ...secrets])].sort((a, b) => b.length - a.length);
+    // Also as they look inside a JSON string (a quote or backslash in a password is escaped there).
+    const forms = secrets.flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]);
+    this.#secrets = [...new Set([...this.#secrets, ...forms])].filter(Boolean).sort((a, b) => b.length - a.length);
   }
 
   redact(text: string): string {

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineConfig, type PgferryConfig } from '../../src/index.js';
 import { substituteEnv } from '../../src/cli/env.js';
+import { Output } from '../../src/cli/output.js';
 import { redactText, secretsOf } from '../../src/cli/secrets.js';
 import { caught, expectConfigInvalid } from '../helpers/errors.js';
 
@@ -58,5 +59,16 @@ describe('passwords kept out of the output', () => {
     const found = secretsOf({ a: 'postgres://u:p%23w@h/db', b: { password: 'field' }, c: "host=h password='kv pw' dbname=x", d: { pool } });
     expect(found.sort()).toEqual(['field', 'in-pool', 'kv pw', 'p#w', 'p%23w']);
     expect(redactText('postgres://u:other@h/db said p#w and field', found)).toBe('postgres://u:***@h/db said *** and ***');
+  });
+
+  it('are redacted from everything the command writes, JSON-escaped forms too', () => {
+    const written: string[] = [];
+    const stream = { write: (t: string) => written.push(t), isTTY: false } as unknown as NodeJS.WriteStream;
+    const output = new Output(stream, stream);
+    output.addSecrets(['pa"ss\\word']);
+    output.json({ message: 'pa"ss\\word' });
+    output.log('said pa"ss\\word');
+    output.error(new Error('connecting with pa"ss\\word'));
+    expect(written).toEqual(['{\n  "message": "***"\n}\n', 'said ***\n', 'pgferry: ERROR: connecting with ***\n']);
   });
 });
