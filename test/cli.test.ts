@@ -2,7 +2,8 @@
  * The `pgferry` command, run in child processes against real servers: every command's output
  * and exit code, --json documents, bad configuration (exit 2), a timed-out kick (exit 3, made
  * certain by holding the sync's run lock), and `start` stopped by a signal (exit 0) after it
- * replicated. Passwords are checked in cli-secrets.test.ts.
+ * replicated. Passwords are checked in cli-secrets.test.ts. Each command is a child process of
+ * its own (about a second each), so the tests get a larger time budget.
  */
 import { describe, expect, it } from 'vitest';
 import { lockArgs, lockValues, runLock } from '../src/db/locks.js';
@@ -43,7 +44,7 @@ function json(stdout: string): any {
 const runKeys = ['chunks', 'durationMs', 'reason', 'runId', 'startedAt', 'status', 'sync', 'tables', 'totals'];
 
 describe('pgferry: help and usage', () => {
-  it('--help lists every command; per-command help; bad usage exits 2 with one line', async () => {
+  it('--help lists every command; per-command help; bad usage exits 2 with one line', { timeout: 180_000 }, async () => {
     const help = await cli(['--help']);
     expect(help.code, shown(help)).toBe(0);
     expect(help.stderr).toBe('');
@@ -75,7 +76,7 @@ describe('pgferry: help and usage', () => {
 });
 
 describe('pgferry: configuration', () => {
-  it('no config file: exit 2 naming the files looked for', async () => {
+  it('no config file: exit 2 naming the files looked for', { timeout: 180_000 }, async () => {
     const dir = tempDir();
     const r = await cli(['status'], { cwd: dir });
     expect(r).toMatchObject({
@@ -85,7 +86,7 @@ describe('pgferry: configuration', () => {
     });
   });
 
-  it('a bad field, a sync naming an unknown database, an unset ${VAR}: exit 2 naming the field path', async () => {
+  it('a bad field, a sync naming an unknown database, an unset ${VAR}: exit 2 naming the field path', { timeout: 180_000 }, async () => {
     const dir = tempDir();
     writeConfig(dir, { databases: NOWHERE, syncs: { s: { tables: ['t'], databases: { a: 'source', b: 'target' }, onetimecopy: 'sometimes' } } });
     expect(await cli(['kick', 's'], { cwd: dir })).toMatchObject({
@@ -112,7 +113,7 @@ describe('pgferry: configuration', () => {
     expect(env).toContain(dir);
   });
 
-  it('a config module: defineConfig() in it names the bad field; a module with no default export; bad JSON', async () => {
+  it('a config module: defineConfig() in it names the bad field; a module with no default export; bad JSON', { timeout: 180_000 }, async () => {
     const dir = tempDir();
     writeConfig(dir, `import { defineConfig } from '${INDEX_URL}';
 export default defineConfig({ databases: { a: 'postgres://app@127.0.0.1:1/a', b: { host: '127.0.0.1', port: 'x' } }, syncs: {} });
@@ -134,7 +135,7 @@ export default defineConfig({ databases: { a: 'postgres://app@127.0.0.1:1/a', b:
 });
 
 describe('pgferry: commands on a one-way sync', () => {
-  it('print-sql, install, status, kick, validate (equal, then a difference), uninstall; ${VAR} from the environment; runs kept in a postgres store', async () => {
+  it('print-sql, install, status, kick, validate (equal, then a difference), uninstall; ${VAR} from the environment; runs kept in a postgres store', { timeout: 180_000 }, async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
     const dir = tempDir();
@@ -208,7 +209,7 @@ describe('pgferry: commands on a one-way sync', () => {
     expect(await a!.sql(`SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.t'::regclass AND NOT tgisinternal`)).toHaveLength(0);
   });
 
-  it('a failed run exits 1 with one line; --json shows the error; an unknown sync exits 2', async () => {
+  it('a failed run exits 1 with one line; --json shows the error; an unknown sync exits 2', { timeout: 180_000 }, async () => {
     const { a, b, dir } = await installed();
     await a.sql(`INSERT INTO t VALUES (1, 'one')`);
     await b.sql('ALTER TABLE t RENAME TO t_gone');
@@ -229,7 +230,7 @@ describe('pgferry: commands on a one-way sync', () => {
     expect(json(unknown.stdout)).toEqual({ error: { name: 'PgferryError', code: 'UNKNOWN_SYNC', message: 'There is no sync "nope". Known syncs: s.', sync: 'nope' } });
   });
 
-  it('kick --timeout 1 while another session holds the run lock: exit 3, and the run is stopped', async () => {
+  it('kick --timeout 1 while another session holds the run lock: exit 3, and the run is stopped', { timeout: 180_000 }, async () => {
     const { a, b, dir } = await installed();
     await a.sql(`INSERT INTO t VALUES (1, 'one')`);
 
@@ -253,7 +254,7 @@ describe('pgferry: commands on a one-way sync', () => {
     expect(await count(b)).toBe(1);
   });
 
-  it('a first copy reports its progress as plain lines on stderr when it is not a terminal', async () => {
+  it('a first copy reports its progress as plain lines on stderr when it is not a terminal', { timeout: 180_000 }, async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], DDL);
     await a!.sql(`INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g`);
@@ -270,7 +271,7 @@ describe('pgferry: commands on a one-way sync', () => {
 
 describe('pgferry start', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`replicates by autokick while it runs; ${signal} stops it gracefully with exit 0`, async () => {
+    it(`replicates by autokick while it runs; ${signal} stops it gracefully with exit 0`, { timeout: 180_000 }, async () => {
       const { a, b, dir } = await installed({ autokick: true });
 
       const p = spawnCli(['start'], { cwd: dir });
