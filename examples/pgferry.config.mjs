@@ -5,8 +5,8 @@ import { defineConfig } from 'pgferry';
 
 export default defineConfig({
   databases: {
-    old: 'postgres://app:${PGFERRY_PASSWORD}@10.0.0.1:5432/shop',
-    new: { host: '10.0.0.2', port: 5432, database: 'shop', user: 'app', password: '${PGFERRY_PASSWORD}' },
+    old: 'postgres://app:${PGFERRY_PASSWORD}@old-db.example:5432/shop',
+    new: { host: 'new-db.example', port: 5432, database: 'shop', user: 'app', password: '${PGFERRY_PASSWORD}' },
   },
   syncs: {
     shop: {
