@@ -10,6 +10,8 @@ export type { ValidationResult, TableValidation, TableDifference } from './sync/
 export { PgferryError, isPgferryError } from './errors.js';
 export type { PgferryErrorCode, ConfigIssue } from './errors.js';
 export type { ReplicatorOptions, DatabaseConfig, SyncConfig } from './config.js';
+export { defineConfig } from './define-config.js';
+export type { PgferryConfig, StoreConfig } from './define-config.js';
 export type {
   ReplicatorEvents,
   SyncStartEvent,

@@ -61,8 +61,18 @@ const RULES: Rule[] = [
   },
   {
     name: 'nothing below the face imports it',
-    applies: (m) => m !== 'index.ts',
+    applies: (m) => m !== 'index.ts' && !inside('cli')(m),
     forbids: (i) => i === 'replicator.ts' || i === 'index.ts',
+  },
+  {
+    name: 'cli/ (the pgferry command) uses the public API only: of pgferry, index.ts and cli/',
+    applies: inside('cli'),
+    forbids: (i) => ours(i) && i !== 'index.ts' && !inside('cli')(i),
+  },
+  {
+    name: 'the library does not import the command',
+    applies: (m) => !inside('cli')(m),
+    forbids: (i) => inside('cli')(i),
   },
   {
     name: 'the parts a run uses do not reach up into the run, the scheduler or the face',
@@ -96,13 +106,19 @@ describe('layers', () => {
       ['apply/applier.ts', ['delta/reader.ts', 'sql/ident.ts']],
       ['sql/ident.ts', ['errors.ts']],
       ['sync/run.ts', ['apply/applier.ts', 'delta/reader.ts']],
+      // And what the command must not do: reach past the public API, or be reached by the library.
+      ['cli/commands.ts', ['index.ts', 'cli/output.ts', 'replicator.ts', 'config.ts', 'commander']],
+      ['define-config.ts', ['config.ts', 'cli/env.ts']],
     ]);
     expect(violations(old)).toEqual([
       'apply/applier.ts imports delta/reader.ts: breaks "the applier and the delta reader do not know each other"',
+      'cli/commands.ts imports config.ts: breaks "cli/ (the pgferry command) uses the public API only: of pgferry, index.ts and cli/"',
+      'cli/commands.ts imports replicator.ts: breaks "cli/ (the pgferry command) uses the public API only: of pgferry, index.ts and cli/"',
       'conflict/detect.ts imports db/session.ts: breaks "conflict/ is pure decisions: no I/O, nothing of pgferry but types and itself"',
       'conflict/detect.ts imports delta/reader.ts: breaks "conflict/ is pure decisions: no I/O, nothing of pgferry but types and itself"',
       'conflict/detect.ts imports pg-cursor: breaks "conflict/ is pure decisions: no I/O, nothing of pgferry but types and itself"',
       'conflict/detect.ts imports sql/ident.ts: breaks "conflict/ is pure decisions: no I/O, nothing of pgferry but types and itself"',
+      'define-config.ts imports cli/env.ts: breaks "the library does not import the command"',
       'sql/ident.ts imports errors.ts: breaks "sql/ imports nothing of pgferry outside sql/"',
     ]);
   });
