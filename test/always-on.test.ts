@@ -5,10 +5,12 @@
  * consumed deltas are pruned, and stop() leaves nothing behind.
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Replicator, isPgferryError, PgferryError, type ReplicatorOptions, type SyncConfig } from '../src/index.js';
+import { lockArgs, lockValues, runLock } from '../src/db/locks.js';
 import { connect, count, createDatabases, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
 import { describeError } from './helpers/errors.js';
 import { record } from './helpers/events.js';
@@ -34,6 +36,49 @@ async function pairWithT(sync: Partial<SyncConfig> = {}): Promise<{ a: TestDb; b
   const [a, b] = await createDatabases(2);
   await sqlAll([a!, b!], DDL);
   return { a: a!, b: b!, rep: await setup(a!, b!, FAST, sync) };
+}
+
+/**
+ * A TCP proxy to the server of `url` that holds every new connection until release(): a
+ * connection attempt that stays in flight as long as a test needs.
+ */
+async function heldProxy(url: string): Promise<{ url: string; waiting(): number; release(): void; close(): void }> {
+  const target = new URL(url);
+  const held: (() => void)[] = [];
+  let open = false;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.pause();
+    const pipe = () => {
+      const upstream = net.connect(Number(target.port), target.hostname, () => {
+        client.pipe(upstream).pipe(client);
+        client.resume();
+      });
+      sockets.add(upstream);
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+      client.on('close', () => upstream.destroy());
+    };
+    if (open) pipe();
+    else held.push(pipe);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const proxied = new URL(url);
+  proxied.port = String(port);
+  return {
+    url: proxied.toString(),
+    waiting: () => held.length,
+    release: () => {
+      open = true;
+      for (const p of held.splice(0)) p();
+    },
+    close: () => {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
 }
 
 async function expectEqual(a: TestDb, b: TestDb, table = T): Promise<void> {
@@ -355,6 +400,35 @@ describe('always on: large backlogs and delta tables', () => {
 });
 
 describe('always on: start and stop', () => {
+  it('stop() while a run is still connecting: the new connection is closed, not left waiting for the run lock', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], DDL);
+    await (await setup(a!, b!)).stop();
+    // The run lock held elsewhere: a run that got its connection would wait for it forever.
+    const holder = await connect(a!);
+    await holder.query(`SELECT pg_catalog.pg_advisory_lock(${lockArgs(1)})`, lockValues(runLock('pgferry', 's')));
+    const gate = await heldProxy(a!.url);
+    try {
+      const rep = replicators.create(FAST);
+      await rep.addDatabase('a', gate.url);
+      await rep.addDatabase('b', b!.url);
+      await rep.addSync('s', { tables: [T], databases: { a: 'source', b: 'target' }, autokick: false });
+      const kicked = rep.kick('s').then(
+        () => null,
+        (e: PgferryError) => e,
+      );
+      await waitFor('the run connecting', async () => gate.waiting() > 0);
+      const stopping = rep.stop({ timeoutMs: 0 });
+      gate.release();
+      expect(await within(stopping, 5_000), 'stop() resolved').toBeUndefined();
+      expect((await kicked)?.code).toBe('STOPPED');
+      await waitFor('no pgferry connection to the source', async () => (await pgferryConnections(a!)) === 0, { timeoutMs: 3_000 });
+    } finally {
+      gate.close();
+      await holder.end();
+    }
+  });
+
   it('start/stop twice and concurrently is safe, and stop() closes every connection', async () => {
     const { a, b, rep } = await pairWithT();
 

@@ -148,6 +148,12 @@ export class Run {
   async open(name: string): Promise<Session> {
     if (this.deps.signal?.aborted) throw this.#stopped();
     const s = await Session.open(this.deps.dbs.get(name)!);
+    // Stopped while the connection was being made: the abort could not reach this session.
+    if (this.deps.signal?.aborted) {
+      s.destroy();
+      await s.close();
+      throw this.#stopped();
+    }
     this.#open.push(s);
     return s;
   }
