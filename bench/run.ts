@@ -28,8 +28,9 @@ import { latency } from './scenarios/latency.js';
 import { memory } from './scenarios/memory.js';
 import { multimaster } from './scenarios/multimaster.js';
 import { overhead } from './scenarios/overhead.js';
+import { validate } from './scenarios/validate.js';
 
-export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances];
+export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, validate];
 
 interface Args {
   quick: boolean;

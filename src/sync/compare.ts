@@ -13,11 +13,17 @@
 import type { TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import type { RowKey } from '../types.js';
-import { cut, leafRows, lookupKeys, samplePoints, splitPoints, summarize, type KeyInterval, type KeyRow } from './ranges.js';
+import { cut, leafRows, lookupKeys, samplePoints, splitPoints, summarize, type KeyInterval, type KeyRow, type SummaryHash } from './ranges.js';
 
-/** Ranges the table starts with (cut at keys of a sample of the first database's pages). */
-const FIRST_RANGES = 64;
-/** Pieces a differing range is cut into. */
+/**
+ * A table of up to this many rows (by the planner's estimate) is first summarized whole, in one
+ * scan per database; a larger one starts as ranges of about RANGE_ROWS rows (cut at keys of a
+ * sample of its pages), a few at a time, so that progress is reported as they settle.
+ */
+const WHOLE_ROWS = 2_000_000;
+const RANGE_ROWS = 250_000;
+const FIRST_BATCH = 16;
+/** Pieces a differing range is cut into (the whole table: about twice as many, from a sample). */
 const FANOUT = 32;
 /** A differing range of at most this many rows (on every database) is compared key by key. */
 const LEAF_ROWS = 500;
@@ -40,6 +46,7 @@ export interface TableCheck {
   /** The table as the first database's catalog describes it. */
   table: TableInfo;
   columns: string[];
+  hash: SummaryHash;
   /** Rows of the first database settled (equal, or compared key by key). */
   settled(rows: number): void;
   /** Differing keys, a batch at a time, in key order. */
@@ -55,10 +62,12 @@ interface Pending {
 export async function compareKeyed(c: TableCheck, estimate: number): Promise<number[]> {
   const first = c.sessions[0]!;
   const totals = c.sessions.map(() => 0);
-  const queue: Pending[] = cut({ lo: null, hi: null }, await samplePoints(first, c.table, estimate, FIRST_RANGES)).map((range) => ({ range, depth: 0 }));
+  const whole: KeyInterval = { lo: null, hi: null };
+  const start = estimate <= WHOLE_ROWS ? [whole] : cut(whole, await samplePoints(first, c.table, estimate, Math.min(4096, Math.ceil(estimate / RANGE_ROWS))));
+  const queue: Pending[] = start.map((range) => ({ range, depth: 0 }));
   while (queue.length > 0) {
-    const batch = queue.splice(0, BATCH);
-    const sums = await Promise.all(c.sessions.map((s) => summarize(s, c.table, c.columns, batch.map((p) => p.range))));
+    const batch = queue.splice(0, queue[0]!.depth === 0 && start.length > 1 ? FIRST_BATCH : BATCH);
+    const sums = await Promise.all(c.sessions.map((s) => summarize(s, c.table, c.columns, c.hash, batch.map((p) => p.range))));
     const leaves: { range: KeyInterval; rows: number; first: number }[] = [];
     const splits: { p: Pending; counts: number[] }[] = [];
     batch.forEach((p, i) => {
@@ -92,8 +101,20 @@ async function cutRanges(c: TableCheck, splits: { p: Pending; counts: number[] }
     byDb.set(d, [...(byDb.get(d) ?? []), i]);
   });
   const pieces: KeyInterval[][] = splits.map(() => []);
+  const root = splits.findIndex((s) => s.p.range.lo === null && s.p.range.hi === null);
+  if (root >= 0) {
+    // The whole table: cut at a sample of the pages of the database with the most rows.
+    const { counts } = splits[root]!;
+    const d = counts.indexOf(Math.max(...counts));
+    const points = await samplePoints(c.sessions[d]!, c.table, counts[d]!, 2 * FANOUT);
+    // (An empty sample, unlikely but possible: the exact cut below does it.)
+    if (points.length > 0) {
+      pieces[root] = cut(splits[root]!.p.range, points);
+      byDb.get(d)!.splice(byDb.get(d)!.indexOf(root), 1);
+    }
+  }
   await Promise.all(
-    [...byDb].map(async ([d, members]) => {
+    [...byDb].filter(([, members]) => members.length > 0).map(async ([d, members]) => {
       const ranges = members.map((i) => splits[i]!.p.range);
       const steps = members.map((i) => Math.ceil(splits[i]!.counts[d]! / FANOUT));
       const points = await splitPoints(c.sessions[d]!, c.table, ranges, steps);

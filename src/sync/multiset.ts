@@ -1,6 +1,6 @@
 /**
  * Comparing a table without a key: its rows are a multiset. Rows are bucketed by the first
- * hex digits of their hash (the same row falls in the same bucket on every database, whatever
+ * hex digits of the md5 of their text (the same row falls in the same bucket on every database, whatever
  * the collations), each database summarizes every bucket in one query, and differing buckets
  * are cut by two more digits until they are small; then the distinct rows of a bucket with
  * their number of copies are fetched. Every level reads the whole table on the server; only
@@ -10,7 +10,7 @@ import type { Session } from '../db/session.js';
 import { ident, qualified } from '../sql/ident.js';
 import type { RowKey } from '../types.js';
 import type { TableCheck } from './compare.js';
-import { rowHash, summaryOf, type RangeSummary } from './ranges.js';
+import { rowHash, summaryOf, sums, type RangeSummary } from './ranges.js';
 
 /** A bucket of at most this many rows (on every database) is compared row by row. */
 const LEAF_ROWS = 2000;
@@ -28,11 +28,9 @@ export interface MultisetDifference {
 
 /** Bucket summaries at `digits`, among the buckets of `within` (prefixes one level up; null: all). */
 async function buckets(s: Session, c: TableCheck, digits: number, within: string[] | null): Promise<Map<string, RangeSummary>> {
-  const r = await s.query<{ p: string; n: string; s1: string; s2: string }>(
-    `SELECT pg_catalog.left(q.h, $1) AS p, pg_catalog.count(*)::text AS n,
-            pg_catalog.sum(('x' || pg_catalog.substr(q.h, 1, 16))::bit(64)::int8)::text AS s1,
-            pg_catalog.sum(('x' || pg_catalog.substr(q.h, 17, 16))::bit(64)::int8)::text AS s2
-       FROM (SELECT ${rowHash(c.columns)} AS h FROM ONLY ${qualified(c.table)} t) q
+  const r = await s.query<{ p: string; n: string; s: string }>(
+    `SELECT pg_catalog.left(q.h, $1) AS p, ${sums(`('x' OPERATOR(pg_catalog.||) pg_catalog.substr(q.h, 17, 16))::bit(64)::int8`)}
+       FROM (SELECT ${rowHash(c.columns)} AS h FROM ONLY ${qualified(c.table)} t OFFSET 0) q
       ${within ? 'WHERE pg_catalog.left(q.h, $2) = ANY($3::text[])' : ''} GROUP BY 1`,
     within ? [digits, digits - 2, within] : [digits],
   );

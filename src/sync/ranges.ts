@@ -10,9 +10,11 @@
  * finer partition there, and the exact comparison of a key (lookupKeys) uses the key's
  * equality operators, never its order.
  *
- * A row's hash is md5 of its text form (`ROW(columns)::text`); a range's summary is its row
- * count and the sums of the two 64-bit halves of its rows' hashes (order-independent, exact
- * in numeric).
+ * A range's summary is its row count and the sum (exact, in numeric; order-independent) of a
+ * 64-bit hash of each row's text form (`ROW(columns)::text`, in pgferry's pinned settings):
+ * `hashtextextended` where every database computes it alike (a probe at the start; it may
+ * differ between byte orders), else the first 64 bits of md5. Rows compared key by key are
+ * compared by the md5 of their text.
  */
 import type { TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
@@ -24,11 +26,31 @@ export interface KeyInterval {
   hi: string[] | null;
 }
 
-/** A range's row count and hash sums on one database. */
+/** A range's row count and hash sum on one database. */
 export interface RangeSummary {
   n: number;
-  /** `count:sum1:sum2`, equal on two databases when they hold the same rows (up to 2^-128). */
+  /** `count:sum`, equal on two databases when they hold the same rows (but for a 2^-64 chance). */
   digest: string;
+}
+
+/** How a range's rows are hashed for its summary: 'fast' (hashtextextended) or 'md5'. */
+export type SummaryHash = 'fast' | 'md5';
+
+/** Text whose hashtextextended every database must agree on before 'fast' is used. */
+const PROBE = 'pgferry: the same hash everywhere? ñ €';
+
+/** hashtextextended of a fixed text on this database: where two differ, use 'md5'. */
+export async function hashProbe(s: Session): Promise<string> {
+  const r = await s.query<{ h: string }>(`SELECT pg_catalog.hashtextextended($1::text COLLATE "C", 0)::text AS h`, [PROBE]);
+  return r.rows[0]!.h;
+}
+
+/** A 64-bit hash (int8) of a row's text, for alias `t`. */
+function summaryHash(columns: readonly string[], hash: SummaryHash): string {
+  const text = `ROW(${identList(columns, 't')})::text`;
+  return hash === 'fast'
+    ? `pg_catalog.hashtextextended(${text} COLLATE "C", 0)`
+    : `('x' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(${text}), 16))::bit(64)::int8`;
 }
 
 /** A row of a range as a leaf fetch or a key lookup returns it. */
@@ -48,13 +70,13 @@ export function rowHash(columns: readonly string[]): string {
   return `pg_catalog.md5(ROW(${identList(columns, 't')})::text)`;
 }
 
-/** count and the two hash sums over a subquery `q` with a column `h` (a row hash). */
-const SUMS = `pg_catalog.count(*)::text AS n,
-       coalesce(pg_catalog.sum(('x' || pg_catalog.substr(q.h, 1, 16))::bit(64)::int8), 0)::text AS s1,
-       coalesce(pg_catalog.sum(('x' || pg_catalog.substr(q.h, 17, 16))::bit(64)::int8), 0)::text AS s2`;
+/** count and hash sum (as text) of int8 row hashes `h`. */
+export function sums(h: string): string {
+  return `pg_catalog.count(*)::text AS n, coalesce(pg_catalog.sum(${h}), 0)::text AS s`;
+}
 
-export function summaryOf(row: { n: string; s1: string; s2: string }): RangeSummary {
-  return { n: Number(row.n), digest: `${row.n}:${row.s1}:${row.s2}` };
+export function summaryOf(row: { n: string; s: string }): RangeSummary {
+  return { n: Number(row.n), digest: `${row.n}:${row.s}` };
 }
 
 /** `expr` (a key's text) cast to the type of key column `i`. */
@@ -114,11 +136,11 @@ export function rangeQuery(t: TableInfo, ranges: readonly KeyInterval[], select:
   return { text: branches.join('\nUNION ALL\n'), values };
 }
 
-/** Count and hash sums of every range, on one database (one query). */
-export async function summarize(s: Session, t: TableInfo, columns: readonly string[], ranges: readonly KeyInterval[]): Promise<RangeSummary[]> {
-  const q = rangeQuery(t, ranges, (where) => `SELECT ${SUMS} FROM (SELECT ${rowHash(columns)} AS h FROM ONLY ${qualified(t)} t WHERE ${where}) q`);
-  const r = await s.query<{ i: number; n: string; s1: string; s2: string }>(q.text, q.values);
-  const out: RangeSummary[] = ranges.map(() => ({ n: 0, digest: '0:0:0' }));
+/** Count and hash sum of every range, on one database (one query). */
+export async function summarize(s: Session, t: TableInfo, columns: readonly string[], hash: SummaryHash, ranges: readonly KeyInterval[]): Promise<RangeSummary[]> {
+  const q = rangeQuery(t, ranges, (where) => `SELECT ${sums(summaryHash(columns, hash))} FROM ONLY ${qualified(t)} t WHERE ${where}`);
+  const r = await s.query<{ i: number; n: string; s: string }>(q.text, q.values);
+  const out: RangeSummary[] = ranges.map(() => ({ n: 0, digest: '0:0' }));
   for (const row of r.rows) out[row.i] = summaryOf(row);
   return out;
 }
@@ -185,9 +207,8 @@ export async function lookupKeys(s: Session, t: TableInfo, columns: readonly str
   return r.rows;
 }
 
-/** About `want` keys spread over the table, from a sample of its pages (cheap), sorted; none for a small table. */
+/** About `want` keys spread over the table, from a sample of its pages (cheap), sorted. */
 export async function samplePoints(s: Session, t: TableInfo, estimate: number, want: number): Promise<string[][]> {
-  if (estimate < want * 1000) return [];
   const percent = Math.min(100, (100 * want * 20) / estimate);
   const r = await s.query<{ b: string[] }>(
     `SELECT ${keyText(t)} AS b FROM ONLY ${qualified(t)} t TABLESAMPLE SYSTEM ($1) ORDER BY ${identList(t.key, 't')}`,

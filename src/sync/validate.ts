@@ -21,6 +21,7 @@ import type { RowKey } from '../types.js';
 import { compareKeyed, type FoundKey, type TableCheck } from './compare.js';
 import { asRunError } from './context.js';
 import { compareMultiset } from './multiset.js';
+import { hashProbe, type SummaryHash } from './ranges.js';
 import { generation, lockOrder, lockSources } from './read.js';
 import { Repair, type RepairTable, type TableRepair } from './repair.js';
 
@@ -91,13 +92,15 @@ export async function validateSync(plan: SyncPlan, deps: ValidateDeps, options: 
     const ordered = plan.databases.map((d) => sessions.get(d.name)!);
     for (const s of ordered) await s.begin('repeatable read', repair ? { [APPLIED_BY_SETTING]: plan.name } : {});
     const fixer = repair ? new Repair(plan, deps.schema, sessions, await generation(sessions.get(lockOrder(sources)[0]!)!)) : null;
+    const probes = await Promise.all(ordered.map((s) => hashProbe(s)));
+    const hash: SummaryHash = probes.every((p) => p === probes[0]) ? 'fast' : 'md5';
     const tables: TableInfo[] = [];
     for (const rel of plan.relations) {
       const t = await requireTable(ordered[0]!.client, rel, ordered[0]!.name);
       if (t.kind === 'table') tables.push(t);
     }
     const results = new Map<string, TableValidation>();
-    for (const t of orderByDependencies(tables)) results.set(displayName(t), await validateTable(plan, deps, ordered, t, fixer));
+    for (const t of orderByDependencies(tables)) results.set(displayName(t), await validateTable(plan, deps, { sessions: ordered, hash }, t, fixer));
     if (fixer) await fixer.apply();
     const out: ValidationResult = { sync: plan.name, equal: true, tables: {}, ...(repair && { repaired: true }) };
     for (const t of tables) {
@@ -120,7 +123,13 @@ function report(v: TableValidation, t: RepairTable): void {
   if (t.skipped) v.repairSkipped = t.skipped;
 }
 
-async function validateTable(plan: SyncPlan, deps: ValidateDeps, sessions: Session[], t: TableInfo, fixer: Repair | null): Promise<TableValidation> {
+async function validateTable(
+  plan: SyncPlan,
+  deps: ValidateDeps,
+  { sessions, hash }: { sessions: Session[]; hash: SummaryHash },
+  t: TableInfo,
+  fixer: Repair | null,
+): Promise<TableValidation> {
   const first = sessions[0]!;
   const display = displayName(t);
   const columns = copiedColumns(t);
@@ -142,6 +151,7 @@ async function validateTable(plan: SyncPlan, deps: ValidateDeps, sessions: Sessi
     sessions,
     table: t,
     columns,
+    hash,
     settled: (n) => {
       rows += n;
       if (performance.now() - last < PROGRESS_EVERY_MS) return;
