@@ -2,7 +2,11 @@
  * validate(): comparison by hashed key ranges on the servers, and repair.
  */
 import { expect, it } from 'vitest';
+import { readTable, copiedColumns } from '../src/catalog/tables.js';
+import { Database } from '../src/db/database.js';
+import { Session } from '../src/db/session.js';
 import type { Replicator, ValidationResult } from '../src/index.js';
+import { summarize } from '../src/sync/ranges.js';
 import { connect, createDatabases, sqlAll, tableChecksum, tableContents, type TestDb } from './helpers/db.js';
 import { record } from './helpers/events.js';
 import { declareSync, stopReplicatorsAfterEach } from './helpers/replicators.js';
@@ -230,4 +234,32 @@ it('rejects unknown validate options, naming them', async () => {
   await sqlAll([a!, b!], 'CREATE TABLE t (id int PRIMARY KEY)');
   const rep = await replicators.installed([a!, b!], { tables: ['t'] });
   await expect(rep.validate('s', { repiar: true } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+});
+
+it('summarizes ranges alike on every database with either row hash (md5 where hashtextextended differs between servers)', async () => {
+  const dbs = await createDatabases(2);
+  await sqlAll(dbs, `CREATE TABLE t (id int PRIMARY KEY, v text, f float8); INSERT INTO t SELECT g, 'v' || g, g / 3.0 FROM generate_series(1, 3000) g`);
+  await dbs[1]!.sql(`UPDATE t SET f = 0.5 WHERE id = 2500`);
+  const ranges = [{ lo: null, hi: ['1000'] }, { lo: ['1000'], hi: ['2000'] }, { lo: ['2000'], hi: null }];
+  const summaries = await Promise.all(
+    dbs.map(async (db) => {
+      const d = new Database('x', db.url);
+      const s = await Session.open(d);
+      try {
+        await s.begin('repeatable read');
+        const t = (await readTable(s.client, { schema: 'public', name: 't' }))!;
+        return await Promise.all((['fast', 'md5'] as const).map((h) => summarize(s, t, copiedColumns(t), h, ranges)));
+      } finally {
+        await s.close();
+        await d.close();
+      }
+    }),
+  );
+  for (const h of [0, 1]) {
+    const [x, y] = [summaries[0]![h]!, summaries[1]![h]!];
+    expect(x.map((r) => r.n)).toEqual([1000, 1000, 1000]);
+    expect(y.map((r) => r.n)).toEqual([1000, 1000, 1000]);
+    expect([x[0]!.digest === y[0]!.digest, x[1]!.digest === y[1]!.digest, x[2]!.digest === y[2]!.digest]).toEqual([true, true, false]);
+  }
+  expect(summaries[0]![0]![0]!.digest).not.toEqual(summaries[0]![1]![0]!.digest);
 });

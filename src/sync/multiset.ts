@@ -31,7 +31,7 @@ async function buckets(s: Session, c: TableCheck, digits: number, within: string
   const r = await s.query<{ p: string; n: string; s: string }>(
     `SELECT pg_catalog.left(q.h, $1) AS p, ${sums(`('x' OPERATOR(pg_catalog.||) pg_catalog.substr(q.h, 17, 16))::bit(64)::int8`)}
        FROM (SELECT ${rowHash(c.columns)} AS h FROM ONLY ${qualified(c.table)} t OFFSET 0) q
-      ${within ? 'WHERE pg_catalog.left(q.h, $2) = ANY($3::text[])' : ''} GROUP BY 1`,
+      ${within ? 'WHERE pg_catalog.left(q.h, $2) OPERATOR(pg_catalog.=) ANY($3::text[])' : ''} GROUP BY 1`,
     within ? [digits, digits - 2, within] : [digits],
   );
   return new Map(r.rows.map((x) => [x.p, summaryOf(x)]));
@@ -43,7 +43,7 @@ async function bucketRows(s: Session, c: TableCheck, digits: number, prefixes: s
   const r = await s.query<{ h: string; n: string }>(
     `SELECT z.* FROM (SELECT q.*, pg_catalog.count(*) OVER w AS n, pg_catalog.row_number() OVER w AS pgferry_rn
                         FROM (SELECT ${rowHash(c.columns)} AS h, ${cols} FROM ONLY ${qualified(c.table)} t) q
-                       WHERE pg_catalog.left(q.h, $1) = ANY($2::text[]) WINDOW w AS (PARTITION BY q.h)) z
+                       WHERE pg_catalog.left(q.h, $1) OPERATOR(pg_catalog.=) ANY($2::text[]) WINDOW w AS (PARTITION BY q.h)) z
       WHERE z.pgferry_rn = 1 ORDER BY z.h`,
     [digits, prefixes],
   );

@@ -129,7 +129,7 @@ export function rangeQuery(t: TableInfo, ranges: readonly KeyInterval[], select:
       arrays.push(param(members.map((m) => extra(m.i)), 'int8'));
     }
     branches.push(
-      `SELECT r.i, x.* FROM unnest(${arrays.join(', ')}) AS r(${cols.join(', ')})
+      `SELECT r.i, x.* FROM ROWS FROM (${arrays.map((a) => `pg_catalog.unnest(${a})`).join(', ')}) AS r(${cols.join(', ')})
          CROSS JOIN LATERAL (${select(where.length ? where.join(' AND ') : 'true')}) x`,
     );
   }
@@ -200,7 +200,7 @@ export async function lookupKeys(s: Session, t: TableInfo, columns: readonly str
   const on = t.key.map((k, n) => `t.${ident(k)} ${t.keyOps[n]} ${castKey(t, n, `r.v${n}`)}`).join(' AND ');
   const r = await s.query<KeyRow>(
     `SELECT r.i, ${keyText(t)} AS kt, ${rowHash(columns)} AS h, ${keyColumns(t)}
-       FROM unnest(${values.map((_, n) => `$${n + 1}::${n === 0 ? 'int4' : 'text'}[]`).join(', ')}) AS r(${cols.join(', ')})
+       FROM ROWS FROM (${values.map((_, n) => `pg_catalog.unnest($${n + 1}::${n === 0 ? 'int4' : 'text'}[])`).join(', ')}) AS r(${cols.join(', ')})
        JOIN ONLY ${qualified(t)} t ON ${on}`,
     values,
   );

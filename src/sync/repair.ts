@@ -133,7 +133,7 @@ export class Repair {
     await w.query(
       `INSERT INTO pg_temp.${ident(t.temp.keys)} (${identList(k)}, pgferry_n)
        SELECT ${k.map((_, i) => castKey(t.info, i, `r.v${i}`)).join(', ')}, $${k.length + 1}::int8 + r.o
-         FROM unnest(${k.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS r(${k.map((_, i) => `v${i}`).join(', ')}, o)`,
+         FROM ROWS FROM (${k.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ')}) WITH ORDINALITY AS r(${k.map((_, i) => `v${i}`).join(', ')}, o)`,
       [...arrays, t.keys],
     );
     t.keys += found.length;
@@ -172,7 +172,7 @@ export class Repair {
     );
     const pending = source ? await this.#dropPending(r, t, here) : { n: 0, keys: [] };
     const c = await r.query<{ up: number; del: number }>(
-      `SELECT count(*) FILTER (WHERE ${STAGING.present})::int AS up, count(*) FILTER (WHERE NOT ${STAGING.present})::int AS del FROM ${st}`,
+      `SELECT pg_catalog.count(*) FILTER (WHERE ${STAGING.present})::int AS up, pg_catalog.count(*) FILTER (WHERE NOT ${STAGING.present})::int AS del FROM ${st}`,
     );
     t.repaired[r.name] = { upserted: c.rows[0]!.up, deleted: c.rows[0]!.del, pending: pending.n, pendingKeys: pending.keys };
   }
@@ -185,7 +185,7 @@ export class Repair {
        gone AS (DELETE FROM pg_temp.${ident(t.temp.staging)} s
                  WHERE EXISTS (SELECT 1 FROM ${d} d WHERE ${keyJoin(here.key, here.keyOps, 'd', 's')} AND ${undelivered(this.#plan.config)})
                  RETURNING ${identList(here.key, 's')})
-       SELECT c.n::int AS pgferry_count, g.* FROM (SELECT count(*) AS n FROM gone) c LEFT JOIN (SELECT * FROM gone LIMIT ${LISTED}) g ON true`,
+       SELECT c.n::int AS pgferry_count, g.* FROM (SELECT pg_catalog.count(*) AS n FROM gone) c LEFT JOIN (SELECT * FROM gone LIMIT ${LISTED}) g ON true`,
       [this.#plan.name],
     );
     const n = res.rows[0]?.pgferry_count ?? 0;
@@ -199,7 +199,7 @@ export class Repair {
       return;
     }
     // Without a key: the winner's rows replace the table's.
-    const before = await r.query<{ n: number }>(`SELECT count(*)::int AS n FROM ONLY ${qualified(here)}`);
+    const before = await r.query<{ n: number }>(`SELECT pg_catalog.count(*)::int AS n FROM ONLY ${qualified(here)}`);
     await emptyTable(r, here);
     const rows = await copyTable(this.#sessions.get(t.winner)!, r, t.info, t.columns, { binary: binaryCompatible(t.info, here, t.columns) });
     t.repaired[r.name] = { upserted: rows, deleted: before.rows[0]!.n, pending: 0, pendingKeys: [] };
