@@ -78,12 +78,7 @@ export async function compareKeyed(c: TableCheck, estimate: number): Promise<num
       if (rows <= LEAF_ROWS || p.depth >= MAX_DEPTH) leaves.push({ range: p.range, rows, first: per[0]!.n });
       else splits.push({ p, counts: per.map((x) => x.n) });
     });
-    for (let at = 0; at < leaves.length; ) {
-      const group: typeof leaves = [];
-      for (let rows = 0; at < leaves.length && (group.length === 0 || rows + leaves[at]!.rows <= LEAF_BATCH_ROWS); at++) {
-        rows += leaves[at]!.rows;
-        group.push(leaves[at]!);
-      }
+    for (const group of byRows(leaves, LEAF_BATCH_ROWS)) {
       await compareLeaves(c, group.map((l) => l.range));
       c.settled(group.reduce((n, l) => n + l.first, 0));
     }
@@ -91,6 +86,21 @@ export async function compareKeyed(c: TableCheck, estimate: number): Promise<num
     queue.unshift(...(await cutRanges(c, splits)));
   }
   return totals;
+}
+
+/** `items` in consecutive groups of at most `max` rows (an item larger than that alone). */
+export function byRows<T extends { rows: number }>(items: readonly T[], max: number): T[][] {
+  const out: T[][] = [];
+  let rows = 0;
+  for (const item of items) {
+    if (out.length === 0 || rows + item.rows > max) {
+      out.push([]);
+      rows = 0;
+    }
+    out.at(-1)!.push(item);
+    rows += item.rows;
+  }
+  return out;
 }
 
 /** Cuts each range into about FANOUT pieces at keys of the database with the most rows in it. */

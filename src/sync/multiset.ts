@@ -9,15 +9,15 @@
 import type { Session } from '../db/session.js';
 import { ident, qualified } from '../sql/ident.js';
 import type { RowKey } from '../types.js';
-import type { TableCheck } from './compare.js';
+import { byRows, type TableCheck } from './compare.js';
 import { rowHash, summaryOf, sums, type RangeSummary } from './ranges.js';
 
 /** A bucket of at most this many rows (on every database) is compared row by row. */
 const LEAF_ROWS = 2000;
 /** Deepest bucket prefix (hex digits): past it only copies of the same rows remain. */
 const MAX_DIGITS = 8;
-/** Most buckets in one leaf fetch. */
-const LEAF_BUCKETS = 512;
+/** Most rows (on one database) in one leaf fetch, as the buckets' counts tell. */
+const LEAF_BATCH_ROWS = 20_000;
 
 /** A distinct row that the databases hold a different number of times. */
 export interface MultisetDifference {
@@ -62,7 +62,7 @@ export async function compareMultiset(c: TableCheck, differ: (found: MultisetDif
     const per = await Promise.all(c.sessions.map((s) => buckets(s, c, digits, within)));
     totals ??= per.map((m) => [...m.values()].reduce((n, x) => n + x.n, 0));
     const next: string[] = [];
-    const leaves: string[] = [];
+    const leaves: { p: string; rows: number }[] = [];
     for (const p of new Set(per.flatMap((m) => [...m.keys()]))) {
       const sums = per.map((m) => m.get(p));
       if (sums.every((x) => x?.digest === sums[0]?.digest)) {
@@ -70,10 +70,13 @@ export async function compareMultiset(c: TableCheck, differ: (found: MultisetDif
         continue;
       }
       const rows = Math.max(...sums.map((x) => x?.n ?? 0));
-      (rows <= LEAF_ROWS || digits >= MAX_DIGITS ? leaves : next).push(p);
+      if (rows <= LEAF_ROWS || digits >= MAX_DIGITS) leaves.push({ p, rows });
+      else next.push(p);
     }
-    for (let at = 0; at < leaves.length; at += LEAF_BUCKETS) {
-      const group = leaves.slice(at, at + LEAF_BUCKETS).sort();
+    leaves.sort((x, y) => (x.p < y.p ? -1 : 1));
+    // (A deepest bucket may hold many copies of a few rows: they are fetched once each.)
+    for (const batch of byRows(leaves, LEAF_BATCH_ROWS)) {
+      const group = batch.map((l) => l.p);
       differ(await compareBuckets(c, digits, group));
       c.settled(group.reduce((n, p) => n + (per[0]!.get(p)?.n ?? 0), 0));
     }

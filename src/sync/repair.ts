@@ -22,7 +22,8 @@ import { copyTable, emptyTable } from '../apply/fullcopy.js';
 import { binaryCompatible, type TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { markCte, undelivered } from '../delta/backlog.js';
-import { namesWithRole, type SyncPlan } from '../plan.js';
+import { PgferryError } from '../errors.js';
+import { isIncremental, namesWithRole, type SyncPlan } from '../plan.js';
 import { displayName, ident, identList, keyJoin, qualified } from '../sql/ident.js';
 import { deltaTableName, STAGING, type TempNames } from '../sql/names.js';
 import type { RowKey } from '../types.js';
@@ -60,6 +61,8 @@ export interface RepairTable {
 }
 
 const LISTED = 100;
+/** SQLSTATE undefined_table. */
+const UNDEFINED_TABLE = '42P01';
 
 /** The database whose rows a table's repair keeps. */
 export function winnerOf(plan: SyncPlan, table: string): string {
@@ -83,7 +86,7 @@ export class Repair {
     this.#generation = generation;
   }
 
-  /** Starts the repair of a table (tables come parents first); null-safe for sequences. */
+  /** Starts the repair of a table (tables come parents first). */
   async table(info: TableInfo, here: Map<string, TableInfo>, columns: string[]): Promise<RepairTable> {
     const n = this.tables.length;
     const display = displayName(info);
@@ -99,21 +102,26 @@ export class Repair {
 
   /** Whether a source has a TRUNCATE of the table that the sync has not delivered. */
   async #truncatePending(t: TableInfo): Promise<boolean> {
-    if (!this.#incremental) return false;
+    if (!isIncremental(this.#plan)) return false;
     for (const name of namesWithRole(this.#plan, 'source')) {
-      const r = await this.#sessions.get(name)!.query<{ p: boolean }>(
-        `WITH ${markCte(this.#schema)}
-         SELECT EXISTS (SELECT 1 FROM ${ident(this.#schema)}.truncates d WHERE d.table_schema = $2 AND d.table_name = $3
-                          AND ${undelivered(this.#plan.config)}) AS p`,
-        [this.#plan.name, t.schema, t.name],
-      );
+      const s = this.#sessions.get(name)!;
+      const r = await s
+        .query<{ p: boolean }>(
+          `WITH ${markCte(this.#schema)}
+           SELECT EXISTS (SELECT 1 FROM ${ident(this.#schema)}.truncates d WHERE d.table_schema = $2 AND d.table_name = $3
+                            AND ${undelivered(this.#plan.config)}) AS p`,
+          [this.#plan.name, t.schema, t.name],
+        )
+        .catch((err) => {
+          if ((err as { code?: string }).code !== UNDEFINED_TABLE) throw err;
+          throw new PgferryError('NOT_INSTALLED', `Sync "${this.#plan.name}" is not installed on source database "${name}", so its undelivered changes cannot be told apart: call install('${this.#plan.name}') before a repair.`, {
+            sync: this.#plan.name,
+            database: name,
+          });
+        });
       if (r.rows[0]!.p) return true;
     }
     return false;
-  }
-
-  get #incremental(): boolean {
-    return this.#plan.databases.filter((d) => d.role !== 'fullcopy').length > 1;
   }
 
   /** Adds differing keys to the winner's key table. */
@@ -146,7 +154,7 @@ export class Repair {
       const work = this.tables.filter((t) => !t.skipped && t.winner !== name && (t.keys > 0 || t.replace.has(name)));
       if (work.length === 0) continue;
       const r = this.#sessions.get(name)!;
-      for (const t of work) if (t.keys > 0) await this.#stage(r, t, role === 'source' && this.#incremental);
+      for (const t of work) if (t.keys > 0) await this.#stage(r, t, role === 'source' && isIncremental(this.#plan));
       for (const t of work) await this.#upsert(r, t);
       for (const t of [...work].reverse()) await this.#delete(r, t);
       if (work.some((t) => t.repaired[name]!.upserted + t.repaired[name]!.deleted > 0)) {
