@@ -56,6 +56,8 @@ export interface TableCheck {
 interface Pending {
   range: KeyInterval;
   depth: number;
+  /** Set once summarized as a differing range small enough to compare key by key. */
+  leaf?: { rows: number; first: number };
 }
 
 /** Compares the table; resolves with its row count on each database. */
@@ -64,28 +66,42 @@ export async function compareKeyed(c: TableCheck, estimate: number): Promise<num
   const totals = c.sessions.map(() => 0);
   const whole: KeyInterval = { lo: null, hi: null };
   const start = estimate <= WHOLE_ROWS ? [whole] : cut(whole, await samplePoints(first, c.table, estimate, Math.min(4096, Math.ceil(estimate / RANGE_ROWS))));
+  // Ranges in key order. Pieces of a cut range take its place at the front: depth first, so
+  // the queue stays short and differences come in key order.
   const queue: Pending[] = start.map((range) => ({ range, depth: 0 }));
   while (queue.length > 0) {
-    const batch = queue.splice(0, queue[0]!.depth === 0 && start.length > 1 ? FIRST_BATCH : BATCH);
+    const leaves = takeWhile(queue, (p) => p.leaf !== undefined);
+    if (leaves.length > 0) {
+      for (const group of byRows(leaves.map((p) => ({ ...p.leaf!, range: p.range })), LEAF_BATCH_ROWS)) {
+        await compareLeaves(c, group.map((l) => l.range));
+        c.settled(group.reduce((n, l) => n + l.first, 0));
+      }
+      continue;
+    }
+    const max = queue[0]!.depth === 0 && start.length > 1 ? FIRST_BATCH : BATCH;
+    const batch = takeWhile(queue, (p, i) => p.leaf === undefined && i < max);
     const sums = await Promise.all(c.sessions.map((s) => summarize(s, c.table, c.columns, c.hash, batch.map((p) => p.range))));
-    const leaves: { range: KeyInterval; rows: number; first: number }[] = [];
-    const splits: { p: Pending; counts: number[] }[] = [];
+    const next: (Pending | { p: Pending; counts: number[] })[] = [];
     batch.forEach((p, i) => {
       const per = sums.map((x) => x[i]!);
       if (p.depth === 0) per.forEach((x, d) => (totals[d]! += x.n));
       if (per.every((x) => x.digest === per[0]!.digest)) return c.settled(per[0]!.n);
       const rows = Math.max(...per.map((x) => x.n));
-      if (rows <= LEAF_ROWS || p.depth >= MAX_DEPTH) leaves.push({ range: p.range, rows, first: per[0]!.n });
-      else splits.push({ p, counts: per.map((x) => x.n) });
+      if (rows <= LEAF_ROWS || p.depth >= MAX_DEPTH) next.push({ ...p, leaf: { rows, first: per[0]!.n } });
+      else next.push({ p, counts: per.map((x) => x.n) });
     });
-    for (const group of byRows(leaves, LEAF_BATCH_ROWS)) {
-      await compareLeaves(c, group.map((l) => l.range));
-      c.settled(group.reduce((n, l) => n + l.first, 0));
-    }
-    // Pieces go first in the queue: depth first, so the queue stays short and keys come in order.
-    queue.unshift(...(await cutRanges(c, splits)));
+    const splits = next.filter((x): x is { p: Pending; counts: number[] } => 'counts' in x);
+    const pieces = await cutRanges(c, splits);
+    queue.unshift(...next.flatMap((x) => ('counts' in x ? pieces[splits.indexOf(x)]! : [x])));
   }
   return totals;
+}
+
+/** Removes and returns the items at the front of `queue` for which `ok` holds. */
+function takeWhile<T>(queue: T[], ok: (item: T, i: number) => boolean): T[] {
+  let n = 0;
+  while (n < queue.length && ok(queue[n]!, n)) n++;
+  return queue.splice(0, n);
 }
 
 /** `items` in consecutive groups of at most `max` rows (an item larger than that alone). */
@@ -104,7 +120,7 @@ export function byRows<T extends { rows: number }>(items: readonly T[], max: num
 }
 
 /** Cuts each range into about FANOUT pieces at keys of the database with the most rows in it. */
-async function cutRanges(c: TableCheck, splits: { p: Pending; counts: number[] }[]): Promise<Pending[]> {
+async function cutRanges(c: TableCheck, splits: { p: Pending; counts: number[] }[]): Promise<Pending[][]> {
   const byDb = new Map<number, number[]>();
   splits.forEach((s, i) => {
     const d = s.counts.indexOf(Math.max(...s.counts));
@@ -131,7 +147,7 @@ async function cutRanges(c: TableCheck, splits: { p: Pending; counts: number[] }
       members.forEach((i, n) => (pieces[i] = cut(ranges[n]!, points[n]!)));
     }),
   );
-  return splits.flatMap((s, i) => pieces[i]!.map((range) => ({ range, depth: s.p.depth + 1 })));
+  return splits.map((s, i) => pieces[i]!.map((range) => ({ range, depth: s.p.depth + 1 })));
 }
 
 /** The key of a fetched row, by column name. */
