@@ -73,7 +73,7 @@ export async function compareKeyed(c: TableCheck, estimate: number): Promise<num
     const leaves = takeWhile(queue, (p) => p.leaf !== undefined);
     if (leaves.length > 0) {
       for (const group of byRows(leaves.map((p) => ({ ...p.leaf!, range: p.range })), LEAF_BATCH_ROWS)) {
-        await compareLeaves(c, group.map((l) => l.range));
+        await compareLeaves(c, (s) => leafRows(s, c.table, c.columns, group.map((l) => l.range)));
         c.settled(group.reduce((n, l) => n + l.first, 0));
       }
       continue;
@@ -157,11 +157,14 @@ function keyOf(t: TableInfo, row: KeyRow): RowKey {
   return key;
 }
 
-/** Compares the rows of some ranges key by key; reports the keys that differ. */
-async function compareLeaves(c: TableCheck, ranges: KeyInterval[]): Promise<void> {
+/**
+ * Compares key by key the rows that `fetch` gets from each database (those of some ranges or
+ * buckets, `i` numbering them in key order); reports the keys that differ.
+ */
+export async function compareLeaves(c: TableCheck, fetch: (s: Session) => Promise<KeyRow[]>): Promise<void> {
   const n = c.sessions.length;
   const found = new Map<string, FoundKey & { range: number }>();
-  const fetched = await Promise.all(c.sessions.map((s) => leafRows(s, c.table, c.columns, ranges)));
+  const fetched = await Promise.all(c.sessions.map(fetch));
   fetched.forEach((rows, d) =>
     rows.forEach((row) => {
       const id = JSON.stringify(row.kt);

@@ -46,7 +46,7 @@ export async function hashProbe(s: Session): Promise<string> {
 }
 
 /** A 64-bit hash (int8) of a row's text, for alias `t`. */
-function summaryHash(columns: readonly string[], hash: SummaryHash): string {
+export function summaryHash(columns: readonly string[], hash: SummaryHash): string {
   const text = `ROW(${identList(columns, 't')})::text`;
   return hash === 'fast'
     ? `pg_catalog.hashtextextended(${text} COLLATE "C", 0)`
@@ -184,6 +184,36 @@ export function cut(range: KeyInterval, points: readonly string[][]): KeyInterva
 /** The selected key columns as `k0`, `k1`, … (parsed by node-postgres, for reports). */
 function keyColumns(t: TableInfo): string {
   return t.key.map((k, i) => `t.${ident(k)} AS k${i}`).join(', ');
+}
+
+/** md5 of the key's text, for alias `t` (the bucket of a key, see buckets.ts). */
+export function keyHash(t: TableInfo): string {
+  return `pg_catalog.md5(ROW(${identList(t.key, 't')})::text)`;
+}
+
+/** Built-in types whose order is the same on every database: no collation, no labels of their own. */
+const COLLATABLE = new Set([18, 19, 25, 1042, 1043]);
+
+/**
+ * Whether every database orders the table's keys alike, so that key ranges select the same
+ * rows everywhere: built-in types without a collation (not text, varchar, char, name; not enums
+ * or user types such as citext, whose order is the database's own).
+ */
+export function stableOrder(t: TableInfo): boolean {
+  return t.key.every((k) => {
+    const c = t.columns.find((x) => x.name === k)!;
+    return c.typeOid < 16384 && c.elemOid < 16384 && !COLLATABLE.has(c.typeOid) && !COLLATABLE.has(c.elemOid);
+  });
+}
+
+/** Every row of some key buckets on this database (by the first `digits` of keyHash): key and row hash. */
+export async function bucketKeyRows(s: Session, t: TableInfo, columns: readonly string[], digits: number, prefixes: string[]): Promise<KeyRow[]> {
+  const r = await s.query<KeyRow>(
+    `SELECT 0 AS i, ${keyText(t)} AS kt, ${rowHash(columns)} AS h, ${keyColumns(t)} FROM ONLY ${qualified(t)} t
+      WHERE pg_catalog.left(${keyHash(t)}, $1) OPERATOR(pg_catalog.=) ANY($2::text[])`,
+    [digits, prefixes],
+  );
+  return r.rows;
 }
 
 /** Every row of the ranges on this database: key (text and parsed) and row hash. */

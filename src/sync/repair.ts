@@ -130,21 +130,24 @@ export class Repair {
     const w = this.#sessions.get(t.winner)!;
     const k = t.info.key;
     if (t.keys === 0) {
+      // Unique: a key found twice (spelled two ways, e.g. citext) is staged once.
       await w.tempTable(
         t.temp.keys,
         `CREATE TEMP TABLE ${ident(t.temp.keys)} ON COMMIT DELETE ROWS AS
            SELECT ${identList(k)}, NULL::timestamptz AS changed_at, NULL::text AS pgferry_origin, 0::bigint AS pgferry_n
-             FROM ONLY ${qualified(t.info)} WITH NO DATA`,
+             FROM ONLY ${qualified(t.info)} WITH NO DATA;
+         CREATE UNIQUE INDEX ON pg_temp.${ident(t.temp.keys)} (${identList(k)})`,
       );
     }
     const arrays = k.map((_, i) => found.map((f) => f.kt[i]));
-    await w.query(
+    const r = await w.query(
       `INSERT INTO pg_temp.${ident(t.temp.keys)} (${identList(k)}, pgferry_n)
        SELECT ${k.map((_, i) => castKey(t.info, i, `r.v${i}`)).join(', ')}, $${k.length + 1}::int8 + r.o
-         FROM ROWS FROM (${k.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ')}) WITH ORDINALITY AS r(${k.map((_, i) => `v${i}`).join(', ')}, o)`,
+         FROM ROWS FROM (${k.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ')}) WITH ORDINALITY AS r(${k.map((_, i) => `v${i}`).join(', ')}, o)
+       ON CONFLICT DO NOTHING`,
       [...arrays, t.keys],
     );
-    t.keys += found.length;
+    t.keys += r.rowCount ?? 0;
   }
 
   /** Writes the repairs on every receiver, one transaction each, and commits them. */
