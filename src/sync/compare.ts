@@ -4,8 +4,9 @@
  * settled, their rows never leave the servers. A differing range is cut into pieces at keys of
  * the database that holds the most rows in it, and checked again; a differing range of a few
  * hundred rows is fetched (key and row hash only) from every database, and a key missing from
- * a database's fetch is looked up there by the key's equality operators (the databases may
- * order keys differently), so a reported difference is exact.
+ * a database's fetch is looked up there by the key's equality operators (a key spelled
+ * differently there, e.g. numeric 1.0 and 1.00), so a reported difference is exact. Only for
+ * keys every database orders alike (ranges.ts, stableOrder).
  *
  * Ranges are worked through depth first, in key order: memory holds a batch of ranges and one
  * leaf batch of keys and hashes, whatever the table's size.

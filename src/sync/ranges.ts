@@ -2,13 +2,12 @@
  * The queries of validate(): what each database says about ranges of a table's keys, computed
  * on the server, one query per database for a whole batch of ranges.
  *
- * A range is `(lo, hi]` in the key's own order (the key index's btree order, collations
- * included), with either end open. Its bounds are key values in their text form (as the first
- * database prints them in pgferry's pinned settings), sent as text arrays and cast to the key
- * columns' types on the server, so every range scan is an index range scan. Two databases may
- * order keys differently (another collation library); ranges are then only a coarser or
- * finer partition there, and the exact comparison of a key (lookupKeys) uses the key's
- * equality operators, never its order.
+ * A range is `(lo, hi]` in the key's order (the key index's btree order), with either end
+ * open. Its bounds are key values in their text form (as the first database prints them in
+ * pgferry's pinned settings), sent as text arrays and cast to the key columns' types on the
+ * server, so every range scan is an index range scan. Ranges are used only for keys that every
+ * database orders alike (stableOrder); others are bucketed by hash (buckets.ts). The exact
+ * comparison of a key (lookupKeys) uses the key's equality operators, never its order.
  *
  * A range's summary is its row count and the sum (exact, in numeric; order-independent) of a
  * 64-bit hash of each row's text form (`ROW(columns)::text`, in pgferry's pinned settings):

@@ -1,8 +1,9 @@
 /**
  * validate(): compares every table of a sync across its databases and reports the keys whose
  * rows differ or are missing; with `repair`, makes every database equal to the winner (see
- * repair.ts). Comparison hashes key ranges on the servers (compare.ts; tables without a key:
- * multiset.ts): rows of equal ranges never leave them. Each database is read in one REPEATABLE
+ * repair.ts). Comparison hashes key ranges on the servers (compare.ts; keys whose order may
+ * differ between databases, and tables without a key: hash buckets, buckets.ts): rows of equal
+ * ranges never leave them. Each database is read in one REPEATABLE
  * READ transaction. Memory holds a batch of ranges, one leaf batch and the listed differences.
  */
 import createDebug from 'debug';
