@@ -128,21 +128,22 @@ export class Repair {
   async keys(t: RepairTable, found: FoundKey[]): Promise<void> {
     if (t.skipped || found.length === 0) return;
     const w = this.#sessions.get(t.winner)!;
-    const k = t.info.key;
+    const wi = t.here.get(t.winner)!;
+    const k = wi.key;
     if (t.keys === 0) {
       // Unique: a key found twice (spelled two ways, e.g. citext) is staged once.
       await w.tempTable(
         t.temp.keys,
         `CREATE TEMP TABLE ${ident(t.temp.keys)} ON COMMIT DELETE ROWS AS
            SELECT ${identList(k)}, NULL::timestamptz AS changed_at, NULL::text AS pgferry_origin, 0::bigint AS pgferry_n
-             FROM ONLY ${qualified(t.info)} WITH NO DATA;
+             FROM ONLY ${qualified(wi)} WITH NO DATA;
          CREATE UNIQUE INDEX ON pg_temp.${ident(t.temp.keys)} (${identList(k)})`,
       );
     }
     const arrays = k.map((_, i) => found.map((f) => f.kt[i]));
     const r = await w.query(
       `INSERT INTO pg_temp.${ident(t.temp.keys)} (${identList(k)}, pgferry_n)
-       SELECT ${k.map((_, i) => castKey(t.info, i, `r.v${i}`)).join(', ')}, $${k.length + 1}::int8 + r.o
+       SELECT ${k.map((_, i) => castKey(wi, i, `r.v${i}`)).join(', ')}, $${k.length + 1}::int8 + r.o
          FROM ROWS FROM (${k.map((_, i) => `pg_catalog.unnest($${i + 1}::text[])`).join(', ')}) WITH ORDINALITY AS r(${k.map((_, i) => `v${i}`).join(', ')}, o)
        ON CONFLICT DO NOTHING`,
       [...arrays, t.keys],
@@ -174,7 +175,7 @@ export class Repair {
     const st = `pg_temp.${ident(t.temp.staging)}`;
     const match = keyJoin(here.key, here.keyOps, 'd', 's');
     await createStaging(r, here, t.temp, t.columns);
-    await stageRows(w, r, t.info, t.temp, t.columns);
+    await stageRows(w, r, t.here.get(t.winner)!, t.temp, t.columns);
     await r.query(
       `DELETE FROM ${st} s WHERE CASE WHEN s.${STAGING.present}
          THEN EXISTS (SELECT 1 FROM ONLY ${qualified(here)} d WHERE ${match}
@@ -212,7 +213,8 @@ export class Repair {
     // Without a key: the winner's rows replace the table's.
     const before = await r.query<{ n: number }>(`SELECT pg_catalog.count(*)::int AS n FROM ONLY ${qualified(here)}`);
     await emptyTable(r, here);
-    const rows = await copyTable(this.#sessions.get(t.winner)!, r, t.info, t.columns, { binary: binaryCompatible(t.info, here, t.columns) });
+    const from = t.here.get(t.winner)!;
+    const rows = await copyTable(this.#sessions.get(t.winner)!, r, from, t.columns, { binary: binaryCompatible(from, here, t.columns) });
     t.repaired[r.name] = { upserted: rows, deleted: before.rows[0]!.n, pending: 0, pendingKeys: [] };
   }
 
