@@ -248,11 +248,15 @@ it('a repair honours foreign keys: parents written before children, children del
   await expectSameContents([a!, b!], 'c');
 });
 
-it('rejects unknown validate options, naming them', async () => {
+it('rejects unknown validate options, and a table missing on a database, naming them', async () => {
   const [a, b] = await createDatabases(2);
   await sqlAll([a!, b!], 'CREATE TABLE t (id int PRIMARY KEY)');
   const rep = await replicators.installed([a!, b!], { tables: ['t'] });
   await expect(rep.validate('s', { repiar: true } as never)).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  await b!.sql('ALTER TABLE t RENAME TO t_gone');
+  for (const repair of [false, true]) {
+    await expect(rep.validate('s', { repair })).rejects.toMatchObject({ code: 'TABLE_NOT_FOUND', sync: 's', database: 'b', table: 'public.t' });
+  }
 });
 
 it('summarizes ranges alike on every database with either row hash (md5 where hashtextextended differs between servers)', async () => {

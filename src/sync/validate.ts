@@ -112,7 +112,8 @@ export async function validateSync(plan: SyncPlan, deps: ValidateDeps, options: 
     if (fixer) for (const rt of fixer.tables) report(out.tables[rt.display]!, rt);
     return out;
   } catch (err) {
-    throw repair ? asRunError(err, plan.name) : err;
+    // A PgferryError as it is (naming the sync); anything else as RUN_FAILED with its SQLSTATE.
+    throw asRunError(err, plan.name);
   } finally {
     for (const s of sessions.values()) await s.close();
   }
