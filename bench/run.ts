@@ -29,8 +29,9 @@ import { memory } from './scenarios/memory.js';
 import { multimaster } from './scenarios/multimaster.js';
 import { native } from './scenarios/native.js';
 import { overhead } from './scenarios/overhead.js';
+import { validate } from './scenarios/validate.js';
 
-export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, native];
+export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, validate, native];
 
 interface Args {
   quick: boolean;

@@ -6,7 +6,7 @@ export type { Metrics, SyncMetrics, WaitForAppliedOptions } from './operate.js';
 export type { MeterLike, MetricAttributes } from './telemetry.js';
 export { PostgresControlStore } from './store/postgres-store.js';
 export type { PostgresControlStoreOptions } from './store/postgres-store.js';
-export type { ValidationResult, TableValidation, TableDifference } from './sync/validate.js';
+export type { ValidationResult, TableValidation, TableDifference, TableRepair, ValidateOptions } from './sync/validate.js';
 export { PgferryError, isPgferryError } from './errors.js';
 export type { PgferryErrorCode, ConfigIssue } from './errors.js';
 export type { ReplicatorOptions, DatabaseConfig, SyncConfig } from './config.js';

@@ -35,7 +35,7 @@ import { SyncRunner } from './scheduler/sync-runner.js';
 import { BackgroundTasks, settlesWithin } from './scheduler/tasks.js';
 import { MemoryControlStore, type ControlStore, type RunRecord } from './store/control-store.js';
 import { runSync } from './sync/run.js';
-import { validateSync, type ValidationResult } from './sync/validate.js';
+import { validateSync, type ValidateOptions, type ValidationResult } from './sync/validate.js';
 import type { ConflictRecord, RunResult } from './types.js';
 
 const debug = createDebug('pgferry:replicator');
@@ -349,13 +349,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   }
 
   /**
-   * Compares every table of a sync across its databases and reports the keys whose rows
-   * differ or are missing. Reads only.
+   * Compares every table of a sync across its databases (hashing key ranges on the servers) and
+   * reports the keys whose rows differ or are missing; `repair: true` makes every database equal to the sources.
    *
-   * @example const v = await rep.validate('shop'); if (!v.equal) console.log(v.tables);
+   * @example const v = await rep.validate('shop', { repair: true }); if (!v.equal) console.log(v.tables);
    */
-  async validate(sync: string): Promise<ValidationResult> {
-    return validateSync(this.#sync(sync).plan, this.#dbs);
+  async validate(sync: string, options?: ValidateOptions): Promise<ValidationResult> {
+    return validateSync(this.#sync(sync).plan, { dbs: this.#dbs, schema: this.options.schema, emit: this.#emit }, options);
   }
 
   /** Per sync: this instance's run counters, and the backlog and lag on each source (whoever runs the sync). */

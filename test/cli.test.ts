@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { lockArgs, lockValues, runLock } from '../src/db/locks.js';
 import { cli, shown, spawnCli, tempDir, writeConfig, INDEX_URL } from './fixtures/cli.js';
-import { connect, count, createDatabases, sqlAll, type TestDb } from './helpers/db.js';
+import { connect, count, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { waitFor } from './helpers/wait.js';
 
 const DDL = 'CREATE TABLE t (id int PRIMARY KEY, v text)';
@@ -202,8 +202,18 @@ describe('pgferry: commands on a one-way sync', () => {
     expect(await run('validate', 's')).toMatchObject({
       code: 1,
       stdout: 's: differences found\n  public.t: 2 differences (rows: a 2, b 1)\n    {"id":1}: missing on b\n    {"id":2}: differs on b\n',
-      stderr: '',
+      // validate:progress, as plain lines when stderr is not a terminal
+      stderr: 'validate s public.t: 2 rows, done\n',
     });
+
+    // --repair: still exit 1 (differences were found), the report says what it wrote; then equal.
+    const repaired = await run('validate', 's', '--repair', '--json');
+    expect(repaired.code, shown(repaired)).toBe(1);
+    const report = json(repaired.stdout);
+    expect(report.repaired).toBe(true);
+    expect(report.tables['public.t'].repaired).toEqual({ b: { upserted: 2, deleted: 0, pending: 0, pendingKeys: [] } });
+    expect(await tableContents(b!, 'public.t')).toEqual(await tableContents(a!, 'public.t'));
+    expect((await run('validate', 's')).code).toBe(0);
 
     expect(await run('uninstall', 's')).toMatchObject({ code: 0, stdout: 'uninstalled s\n' });
     expect(await a!.sql(`SELECT 1 FROM pg_trigger WHERE tgrelid = 'public.t'::regclass AND NOT tgisinternal`)).toHaveLength(0);

@@ -6,7 +6,6 @@ import { PgferryError, type Replicator, type RunResult } from '../index.js';
 import { runLines, statusLines, validationLines, type SyncReport } from './format.js';
 import { EXIT, errorJson, exitCodeOf, type Output } from './output.js';
 import { showProgress } from './progress.js';
-import { validateWith } from './validate-with.js';
 
 export interface Context {
   rep: Replicator;
@@ -102,7 +101,7 @@ export async function status({ rep, output }: Context, flags: { json?: boolean }
 /** Compares (with --repair: repairs) the sync's tables; exit 1 when differences were found. */
 export async function validate({ rep, output }: Context, sync: string, flags: { repair?: boolean; json?: boolean }): Promise<number> {
   const stopProgress = showProgress(rep, output);
-  const v = await validateWith(rep, sync, { repair: flags.repair === true }).finally(stopProgress);
+  const v = await rep.validate(sync, { repair: flags.repair === true }).finally(stopProgress);
   if (flags.json) output.json(v);
   else output.out(validationLines(v).join('\n') + '\n');
   return v.equal ? EXIT.ok : EXIT.failed;

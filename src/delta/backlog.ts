@@ -52,7 +52,7 @@ async function deltaTables(c: pg.PoolClient, scope: BacklogScope): Promise<Delta
  * The sync's watermark on this source as a CTE `mark(snap)`: no row when it never ran, and a
  * NULL snapshot when the watermark comes from another server (its ids mean nothing here).
  */
-function markCte(schema: string): string {
+export function markCte(schema: string): string {
   return `mark AS (
     SELECT CASE WHEN to_jsonb(w) ->> 'system_id' IS NULL
                   OR to_jsonb(w) ->> 'system_id' = (SELECT system_identifier::text FROM pg_catalog.pg_control_system())
@@ -61,7 +61,7 @@ function markCte(schema: string): string {
 }
 
 /** Deltas of the sync not delivered yet (the predicate of `collectKeys` without the bound). */
-function undelivered(scope: BacklogScope): string {
+export function undelivered(scope: Pick<BacklogScope, 'cascade'>): string {
   return `((SELECT snap FROM mark) IS NULL OR NOT pg_visible_in_snapshot(d.txid, (SELECT snap FROM mark)))
           AND d.applied_by IS DISTINCT FROM $1 ${scope.cascade ? '' : 'AND d.applied_by IS NULL'}`;
 }

@@ -7,7 +7,7 @@
  */
 import { copiedColumns, orderByDependencies, type TableInfo } from '../catalog/tables.js';
 import type { Generation } from '../apply/fence.js';
-import { runLock } from '../db/locks.js';
+import { runLock, type LockKey } from '../db/locks.js';
 import type { Session } from '../db/session.js';
 import { openSource } from '../delta/reader.js';
 import { PgferryError } from '../errors.js';
@@ -16,7 +16,7 @@ import { tempNames } from '../sql/names.js';
 import type { Run, RunTable } from './context.js';
 
 export async function readSources(run: Run): Promise<void> {
-  const sessions = await lockSources(run);
+  const sessions = await lockSources(run.sources, runLock(run.deps.schema, run.sync), (name) => run.open(name));
   const [firstName] = run.sources;
   const first = sessions.get(firstName!)!;
   await first.begin('repeatable read');
@@ -25,25 +25,25 @@ export async function readSources(run: Run): Promise<void> {
   for (const name of run.sources) {
     run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], name !== firstName));
   }
-  run.generation = await generation(sessions.get(lockOrder(run)[0]!)!);
+  run.generation = await generation(sessions.get(lockOrder(run.sources)[0]!)!);
   if (run.incremental) for (const t of tables) if (t.key.length === 0) throw noKey(t, first.name);
   run.tables = orderByDependencies(tables).map(newRunTable);
 }
 
 /** Sources in the order every instance locks them (by name), so that two runs never deadlock. */
-function lockOrder(run: Run): string[] {
-  return [...run.sources].sort();
+export function lockOrder(sources: readonly string[]): string[] {
+  return [...sources].sort();
 }
 
 /**
- * Takes the sync's run lock on every source, waiting for a run elsewhere to end. Outside any
- * transaction: a snapshot taken before the wait would miss what that run committed.
+ * Takes the sync's run lock (`key`) on every source, waiting for a run elsewhere to end, on
+ * sessions from `open`. Outside any transaction: a snapshot taken before the wait would miss
+ * what that run committed. validate({ repair }) serializes with runs through this too.
  */
-async function lockSources(run: Run): Promise<Map<string, Session>> {
+export async function lockSources(sources: readonly string[], key: LockKey, open: (name: string) => Promise<Session>): Promise<Map<string, Session>> {
   const sessions = new Map<string, Session>();
-  const key = runLock(run.deps.schema, run.sync);
-  for (const name of lockOrder(run)) {
-    const s = await run.open(name);
+  for (const name of lockOrder(sources)) {
+    const s = await open(name);
     await s.lock(key);
     sessions.set(name, s);
   }
@@ -55,7 +55,7 @@ async function lockSources(run: Run): Promise<Map<string, Session>> {
  * the lock was taken. Every later run of the sync gets a larger one, and ids are never reused,
  * even when the run fails. Its origin names that server and database.
  */
-async function generation(session: Session): Promise<Generation> {
+export async function generation(session: Session): Promise<Generation> {
   const r = await session.query<{ g: string; origin: string }>(
     `SELECT pg_catalog.pg_current_xact_id()::text AS g,
             (SELECT system_identifier FROM pg_catalog.pg_control_system())::text || '/' ||

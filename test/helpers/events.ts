@@ -13,7 +13,7 @@ import type { ConflictEvent, CopyProgressEvent, RowsAppliedEvent, RunResult, Syn
 export type EventName = keyof ReplicatorEvents;
 export type EventOf<K extends EventName> = Parameters<ReplicatorEvents[K]>[0];
 
-const ALL: readonly EventName[] = ['sync:start', 'sync:complete', 'sync:error', 'error', 'conflict', 'rows:applied', 'copy:progress'];
+const ALL: readonly EventName[] = ['sync:start', 'sync:complete', 'sync:error', 'error', 'conflict', 'rows:applied', 'copy:progress', 'validate:progress'];
 
 /** The line `runLog` gets for an event, for the events that tell how runs go. */
 const RUN_LOG: { [K in EventName]?: (e: EventOf<K>) => string } = {
