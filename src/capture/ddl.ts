@@ -16,9 +16,16 @@ import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName
 
 /**
  * Version of the capture objects of one table (function and triggers). Version 1 (0.1)
- * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer.
+ * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer;
+ * version 2 found moved keys by an anti-join.
  */
-export const CAPTURE_VERSION = 2;
+export const CAPTURE_VERSION = 3;
+
+/**
+ * The oldest capture a run accepts: version 2 captures safely (pinned search_path, owned by the
+ * table owner); install() brings it to version 3 (moved keys found by EXCEPT, see movedKeys).
+ */
+export const MIN_CAPTURE_VERSION = 2;
 
 /** A key column as a delta table stores it: the table's type and collation. */
 export function keyColumnType(t: TableInfo, name: string): string {
@@ -73,7 +80,7 @@ BEGIN
     ${into}
       SELECT ${keys}, ${meta} FROM new_rows
       UNION ALL
-      SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t.key, t.keyOps, 'n', 'o')});
+      ${movedKeys(t, meta)};
   ELSIF TG_OP ${EQ} 'DELETE' THEN
     ${into} SELECT ${keys}, ${meta} FROM old_rows;
   ELSE
@@ -84,6 +91,21 @@ BEGIN
   RETURN NULL;
 END
 $pgferry$`;
+}
+
+/**
+ * Old keys an UPDATE moved rows away from. PL/pgSQL keeps the plan of its first call for
+ * the session, with that call's transition table sizes: an anti-join planned for one row
+ * (a nested loop) would be quadratic for a later bulk UPDATE in the same session. EXCEPT is a
+ * set operation, linear whatever the estimate; it compares by the types' default equality,
+ * so a key whose index uses another operator class keeps the anti-join on the key's own
+ * operators.
+ */
+function movedKeys(t: TableInfo, meta: string): string {
+  if (t.keyOpsDefault) {
+    return `SELECT ${identList(t.key, 'm')}, ${meta} FROM (SELECT ${identList(t.key)} FROM old_rows EXCEPT ALL SELECT ${identList(t.key)} FROM new_rows) m`;
+  }
+  return `SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t.key, t.keyOps, 'n', 'o')})`;
 }
 
 export function triggersSql(schema: string, t: TableInfo): string[] {

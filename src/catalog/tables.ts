@@ -50,6 +50,11 @@ export interface TableInfo extends QualifiedName {
    * "same key" means for this table (citext, numeric scale and collations included).
    */
   keyOps: string[];
+  /**
+   * Every key column's operator class is its type's default: the key's equality is also what
+   * DISTINCT, UNION and EXCEPT use for those columns.
+   */
+  keyOpsDefault: boolean;
   /** Tables (by display name) this one references through foreign keys. */
   references: string[];
   foreignKeys: ForeignKey[];
@@ -63,7 +68,7 @@ interface TableRow {
   owner: string;
   mine: boolean;
   columns: { name: string; type: string; oid: number; elem: number; coll: string | null; det: boolean; notnull: boolean; generated: string; identity: string }[] | null;
-  key: { col: string; op: string }[] | null;
+  key: { col: string; op: string; def: boolean }[] | null;
   fks: { schema: string; name: string; cols: string[]; refcols: string[] }[] | null;
 }
 
@@ -86,7 +91,7 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
                LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             (SELECT (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('col', a.attname,
-                                                       'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname)) ORDER BY k.ord)
+                                                       'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname), 'def', oc.opcdefault) ORDER BY k.ord)
                        FROM ROWS FROM (pg_catalog.unnest(i.indkey::int2[]), pg_catalog.unnest(i.indclass::oid[])) WITH ORDINALITY AS k(attnum, opclass, ord)
                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                        JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
@@ -119,7 +124,7 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
   const row = r.rows[0];
   if (!row) return null;
   const base = { ...q, oid: row.oid, owner: row.owner, ownedByMe: row.mine };
-  if (row.relkind === 'S') return { ...base, kind: 'sequence', columns: [], key: [], keyOps: [], references: [], foreignKeys: [] };
+  if (row.relkind === 'S') return { ...base, kind: 'sequence', columns: [], key: [], keyOps: [], keyOpsDefault: true, references: [], foreignKeys: [] };
   const foreignKeys = (row.fks ?? []).map((f) => ({ table: displayName(f), columns: f.cols, refColumns: f.refcols }));
   return {
     ...base,
@@ -137,6 +142,7 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
     })),
     key: (row.key ?? []).map((k) => k.col),
     keyOps: (row.key ?? []).map((k) => k.op),
+    keyOpsDefault: (row.key ?? []).every((k) => k.def),
     references: [...new Set(foreignKeys.map((f) => f.table))],
     foreignKeys,
   };

@@ -11,7 +11,7 @@
  */
 import createDebug from 'debug';
 import type { TableInfo } from '../catalog/tables.js';
-import { CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/ddl.js';
+import { MIN_CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/ddl.js';
 import { LATEST_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
@@ -97,14 +97,14 @@ function notInstalled(session: Session, schema: string, sync: string, what: stri
 /** The table is captured by the current capture, for its current key types. */
 function checkCapture(session: Session, sync: string, t: TableInfo, reg: Registry): void {
   const table = displayName(t);
-  if ((reg.capture_version ?? 1) < CAPTURE_VERSION) {
+  if ((reg.capture_version ?? 1) < MIN_CAPTURE_VERSION) {
     throw new PgferryError(
       'NOT_INSTALLED',
       `The capture of ${table} on database "${session.name}" was installed by an older pgferry. Call install('${sync}') to bring it up to date (pending changes are kept).`,
       { sync, database: session.name, table },
     );
   }
-  if (reg.key_columns && reg.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, reg.key_columns, session.name);
+  if (t.key.length > 0 && reg.key_columns && reg.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, reg.key_columns, session.name);
   const want = t.key.map((k) => keyColumnType(t, k));
   const have = reg.key_types ?? [];
   const i = want.findIndex((x, n) => x !== have[n]);

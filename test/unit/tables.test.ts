@@ -72,7 +72,7 @@ describe('orderByDependencies', () => {
 
 describe('copiedColumns', () => {
   const col = (name: string, more: Partial<ColumnInfo> = {}): ColumnInfo => ({ name, type: 'text', typeOid: 25, elemOid: 0, collation: null, deterministic: true, notNull: false, generated: false, identity: '', ...more });
-  const table = (columns: ColumnInfo[]): TableInfo => ({ schema: 'public', name: 't', kind: 'table', oid: 1, owner: 'app', ownedByMe: true, columns, key: ['id'], keyOps: ['OPERATOR(pg_catalog.=)'], references: [], foreignKeys: [] });
+  const table = (columns: ColumnInfo[]): TableInfo => ({ schema: 'public', name: 't', kind: 'table', oid: 1, owner: 'app', ownedByMe: true, columns, key: ['id'], keyOps: ['OPERATOR(pg_catalog.=)'], keyOpsDefault: true, references: [], foreignKeys: [] });
 
   it('every column in table order except stored generated ones; identity columns travel', () => {
     const t = table([
