@@ -38,19 +38,21 @@ export async function transformStaged(receiver: Session, here: TableInfo, temp: 
   await receiver.tempTable(out, `CREATE TEMP TABLE ${ident(out)} ON COMMIT DELETE ROWS AS SELECT * FROM ${staged} WITH NO DATA /* ${shape} */`);
   await receiver.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT ${identList([...META, ...columns])} FROM ${staged} WHERE ${STAGING.present}`);
   let dropped = 0;
-  try {
-    for (;;) {
-      const r = await receiver.query<Row>(`FETCH ${BATCH} FROM ${CURSOR}`, [], rowTypes);
-      if (r.rows.length === 0) break;
-      const done = await Promise.all(r.rows.map((staged) => transformOne(staged, columns, key, tr)));
-      const kept = done.filter((x): x is string => x !== null);
-      dropped += done.length - kept.length;
-      if (kept.length === 0) continue;
+  for (;;) {
+    const r = await receiver.query<Row>(`FETCH ${BATCH} FROM ${CURSOR}`, [], rowTypes);
+    if (r.rows.length === 0) break;
+    const done = await Promise.all(r.rows.map((staged) => transformOne(staged, columns, key, tr)));
+    const kept = done.filter((x): x is string => x !== null);
+    dropped += done.length - kept.length;
+    if (kept.length === 0) continue;
+    try {
       await receiver.query(`INSERT INTO pg_temp.${ident(out)} SELECT * FROM pg_catalog.json_populate_recordset(NULL::pg_temp.${ident(out)}, $1::json)`, [`[${kept.join(',')}]`]);
+    } catch (err) {
+      throw transformError(tr.ctx, `in a batch of ${kept.length} rows`, `returned rows the receiver cannot take: ${(err as Error).message}`, err);
     }
-  } finally {
-    await receiver.query(`CLOSE ${CURSOR}`);
   }
+  // A failure above leaves the cursor to the rollback of the run's transaction.
+  await receiver.query(`CLOSE ${CURSOR}`);
   await receiver.query(`DELETE FROM ${staged} WHERE ${STAGING.present}`);
   await receiver.query(`INSERT INTO ${staged} SELECT * FROM pg_temp.${ident(out)}`);
   return dropped;
@@ -64,10 +66,10 @@ export async function transformStaged(receiver: Session, here: TableInfo, temp: 
     try {
       result = await t.fn({ ...row }, t.ctx);
     } catch (err) {
-      throw transformError(t.ctx, keyOf(), `threw: ${(err as Error)?.message ?? String(err)}`, err);
+      throw transformError(t.ctx, `key ${keyOf()}`, `threw: ${(err as Error)?.message ?? String(err)}`, err);
     }
     if (result === null) return null;
-    if (typeof result !== 'object' || Array.isArray(result)) throw transformError(t.ctx, keyOf(), 'returned neither a row object nor null');
+    if (typeof result !== 'object' || Array.isArray(result)) throw transformError(t.ctx, `key ${keyOf()}`, 'returned neither a row object nor null');
     const written: Row = { ...result };
     for (const k of keyCols) written[k] = staged[k]; // the key is kept: it names the row on every database
     const meta = META.map((m) => `${JSON.stringify(m)}:${JSON.stringify(staged[m] ?? null)}`).join(',');
@@ -75,10 +77,10 @@ export async function transformStaged(receiver: Session, here: TableInfo, temp: 
   }
 }
 
-function transformError(ctx: TransformContext, key: string, what: string, cause?: unknown): PgferryError {
+function transformError(ctx: TransformContext, at: string, what: string, cause?: unknown): PgferryError {
   return new PgferryError(
     'RUN_FAILED',
-    `Sync "${ctx.sync}": the transform of table ${ctx.table} for target "${ctx.target}" ${what} (key ${key}). Nothing of the run was applied; fix the transform and run again.`,
+    `Sync "${ctx.sync}": the transform of table ${ctx.table} for target "${ctx.target}" ${what} (${at}). Nothing of the run was applied; fix the transform and run again.`,
     { sync: ctx.sync, table: ctx.table, database: ctx.target, ...(cause !== undefined && { cause }) },
   );
 }
