@@ -9,7 +9,8 @@ import { PgferryError, type ConfigIssue } from './errors.js';
 import { displayName, type QualifiedName } from './sql/ident.js';
 import type { ControlStore } from './store/control-store.js';
 import type { MeterLike } from './telemetry.js';
-import type { ConflictResolver, ExceptionHandler, Role, SimpleStrategy } from './types.js';
+import { checkPartials, type TablePartial } from './partial.js';
+import type { ConflictResolver, ExceptionHandler, Role, SimpleStrategy, TableTransform } from './types.js';
 
 const identifierish = z
   .string()
@@ -106,9 +107,27 @@ export const conflictStrategySchema = z.union([
 
 export const roleSchema = z.enum(['source', 'target', 'fullcopy']);
 
+const tableNameSchema = z.string().min(1, 'a table name must not be empty');
+
+/** A table with options: which columns and rows travel, and how they change on the way. */
+const tableOptionsSchema = z.strictObject({
+  table: tableNameSchema,
+  /** Columns that travel (the key columns always do); receivers may lack the others. */
+  columns: z.array(z.string().min(1, 'a column name must not be empty')).min(1, 'list at least one column').optional(),
+  /** An SQL condition on the source row; rows that do not match are not sent (or are deleted). */
+  where: z.string().trim().min(1, 'must not be empty').refine((s) => !s.includes('\0'), 'must not contain a NUL byte').optional(),
+  /** Called with each row on its way to a receiver: the row to write, or null to leave the key out. */
+  transform: fnSchema<TableTransform>('a function (row, ctx) => row | null').optional(),
+  /** Receivers the transform applies to (default: every receiver). */
+  targets: z.array(identifierish).min(1, 'list at least one database').optional(),
+});
+
 export const syncConfigSchema = z.strictObject({
-  /** Tables and sequences, as SQL names: `orders`, `sales.orders`, `"Odd"."Name"`. */
-  tables: z.array(z.string().min(1, 'a table name must not be empty')).min(1, 'list at least one table'),
+  /**
+   * Tables and sequences, as SQL names: `orders`, `sales.orders`, `"Odd"."Name"`; or a table
+   * with options: `{ table, columns?, where?, transform?, targets? }`.
+   */
+  tables: z.array(z.union([tableNameSchema, tableOptionsSchema])).min(1, 'list at least one table'),
   /** Database name → role. */
   databases: z.record(identifierish, roleSchema).refine((d) => Object.keys(d).length >= 2, {
     message: 'a sync needs at least two databases',
@@ -181,6 +200,7 @@ export interface CheckedSync {
   config: ResolvedSyncConfig;
   relations: QualifiedName[];
   databases: { name: string; role: Role }[];
+  partial: Map<string, TablePartial>;
 }
 
 /**
@@ -199,7 +219,7 @@ export function checkSync(name: string, input: unknown, knownDatabases: Readonly
       { sync: name, database: unknown[0] },
     );
   }
-  const relations = config.tables.map((t) => parseQualifiedName(t));
+  const relations = config.tables.map((t) => parseQualifiedName(typeof t === 'string' ? t : t.table));
   const seen = new Set<string>();
   for (const r of relations) {
     const d = displayName(r);
@@ -220,7 +240,8 @@ export function checkSync(name: string, input: unknown, knownDatabases: Readonly
       });
     }
   }
-  return { config, relations, databases: Object.entries(config.databases).map(([db, role]) => ({ name: db, role })) };
+  const partial = checkPartials(name, config.tables, relations.map(displayName), config.databases);
+  return { config, relations, databases: Object.entries(config.databases).map(([db, role]) => ({ name: db, role })), partial };
 }
 
 /**

@@ -25,6 +25,8 @@ export type {
   RowKey,
   Row,
   Role,
+  TransformContext,
+  TableTransform,
   Conflict,
   Resolution,
   ConflictResolver,

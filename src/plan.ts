@@ -1,4 +1,5 @@
 import type { ResolvedSyncConfig } from './config.js';
+import type { TablePartial } from './partial.js';
 import type { QualifiedName } from './sql/ident.js';
 import type { Role } from './types.js';
 
@@ -9,6 +10,13 @@ export interface SyncPlan {
   /** Tables and sequences as listed (parsed); whether each is a sequence is known once read. */
   relations: QualifiedName[];
   databases: { name: string; role: Role }[];
+  /** Options of the tables listed with some (columns, where, transform), by display name. */
+  partial?: ReadonlyMap<string, TablePartial>;
+}
+
+/** The options a sync gives table `display` (undefined: the whole table, as it is). */
+export function partialOf(plan: SyncPlan, display: string): TablePartial | undefined {
+  return plan.partial?.get(display);
 }
 
 export function namesWithRole(plan: SyncPlan, ...roles: Role[]): string[] {

@@ -7,6 +7,21 @@ export type Row = Record<string, unknown>;
 
 export type Role = 'source' | 'target' | 'fullcopy';
 
+/** Where a row passing through a table's transform is going. */
+export interface TransformContext {
+  sync: string;
+  /** `schema.table`, unquoted. */
+  table: string;
+  /** The receiving database. */
+  target: string;
+}
+
+/**
+ * A table's transform: the row to write on `ctx.target` (columns it leaves out are written as
+ * NULL; key columns keep their values), or `null` to leave that key out there.
+ */
+export type TableTransform = (row: Row, ctx: TransformContext) => Row | null | Promise<Row | null>;
+
 /** What a custom conflict resolver is given: one key changed on two or more sources. */
 export interface Conflict {
   sync: string;

@@ -84,8 +84,9 @@ export interface KeyRange {
 
 /**
  * Streams the current rows of the keys in the source's key table (those numbered in `range`,
- * when given) into the receiver's staging table. A key whose row is gone at the source arrives
- * with `pgferry_present = false`. Returns the number of keys staged.
+ * when given) into the receiver's staging table. A key whose row is gone at the source (or,
+ * with `filter`, an SQL condition already parenthesized, does not match it) arrives with
+ * `pgferry_present = false`. Returns the number of keys staged.
  */
 export async function stageRows(
   source: Session,
@@ -95,6 +96,7 @@ export async function stageRows(
   columns: string[],
   range?: KeyRange,
   goneOnly = false,
+  filter?: string,
 ): Promise<number> {
   const keys = new Set(t.key);
   // Key columns as the row spells them now (a key table keeps one of the spellings its deltas saw).
@@ -107,7 +109,7 @@ export async function stageRows(
   const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const src = literal(source.name);
   const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${n}, ${select}
-                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
+                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
   const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
   return pipeCopy(source, receiver, out, into);
 }
@@ -134,7 +136,7 @@ const JSON_TYPES = new Set([114, 3802]);
  * ±Infinity as text, and a json or jsonb column given as text (as resolvers get it) embedded
  * as that JSON itself, so its numbers keep their digits and scale.
  */
-function jsonRow(row: Record<string, unknown>, columns: string[], t: TableInfo): string {
+export function jsonRow(row: Record<string, unknown>, columns: string[], t: TableInfo): string {
   const fields = columns.map((c) => {
     const v = row[c];
     const isJson = JSON_TYPES.has(t.columns.find((x) => x.name === c)?.typeOid ?? 0);

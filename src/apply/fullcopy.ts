@@ -30,7 +30,8 @@ export async function emptyTable(receiver: Session, t: { schema: string; name: s
 }
 
 /**
- * Streams every row of `t` from the source's snapshot into the (emptied) receiver table.
+ * Streams every row of `t` (with `where`, an SQL condition already parenthesized, those that
+ * match it) from the source's snapshot into the (emptied) receiver table.
  * `onProgress` is called about every `progressMs` with the rows the receiver has taken in
  * (read from pg_stat_progress_copy on a separate connection) and once at the end.
  */
@@ -39,7 +40,7 @@ export async function copyTable(
   receiver: Session,
   t: TableInfo,
   columns: string[],
-  opts: { binary: boolean; progress?: { db: Database; everyMs: number; report: (p: CopyProgress) => void } },
+  opts: { binary: boolean; where?: string; progress?: { db: Database; everyMs: number; report: (p: CopyProgress) => void } },
 ): Promise<number> {
   const fmt = opts.binary ? ' (FORMAT binary)' : '';
   const cols = identList(columns);
@@ -63,7 +64,8 @@ export async function copyTable(
   }
   let rows: number;
   try {
-    rows = await pipeCopy(source, receiver, `COPY (SELECT ${cols} FROM ONLY ${qualified(t)}) TO STDOUT${fmt}`, `COPY ${qualified(t)} (${cols}) FROM STDIN${fmt}`);
+    const where = opts.where ? ` WHERE ${opts.where}` : '';
+    rows = await pipeCopy(source, receiver, `COPY (SELECT ${cols} FROM ONLY ${qualified(t)}${where}) TO STDOUT${fmt}`, `COPY ${qualified(t)} (${cols}) FROM STDIN${fmt}`);
   } finally {
     if (timer) clearInterval(timer);
   }

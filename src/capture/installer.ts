@@ -1,12 +1,14 @@
 /**
  * install(), uninstall() and installSql() across the databases of one or more syncs. Every
- * table of every sync is read and checked on every source before anything is created, so a
- * missing table or key leaves every database as it was.
+ * table of every sync is read and checked on every source before anything is created (its
+ * key, and the columns and row filter its entry names), so a missing table or key, or a
+ * condition that does not parse, leaves every database as it was.
  */
 import { requireTable, type TableInfo } from '../catalog/tables.js';
 import type { Database } from '../db/database.js';
 import { PgferryError } from '../errors.js';
-import { isIncremental, namesWithRole, type SyncPlan } from '../plan.js';
+import { checkPartialOnSource } from '../partial.js';
+import { isIncremental, namesWithRole, partialOf, type SyncPlan } from '../plan.js';
 import { displayName } from '../sql/ident.js';
 import { captureSql } from './ddl.js';
 import { installCapture, migrate, uninstallCapture } from './install.js';
@@ -68,8 +70,10 @@ export class Installer {
       if (role !== 'source') continue;
       const infos = await this.#dbs.get(name)!.transaction(async (client) => {
         const list: TableInfo[] = [];
-        for (const rel of plan.relations) {
+        for (const [i, rel] of plan.relations.entries()) {
           const t = await requireTable(client, rel, name);
+          const partial = partialOf(plan, displayName(rel));
+          if (partial && t.kind === 'table') await checkPartialOnSource(client, plan.name, i, t, partial, name);
           if (incremental && t.kind === 'table' && t.key.length === 0) {
             throw new PgferryError(
               'NO_PRIMARY_KEY',

@@ -3,9 +3,9 @@
  * on several sources (conflicts), dropping keys that a source lost, and reading a key's
  * current row for a conflict resolver.
  */
-import pg from 'pg';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
+import { rowTypes } from '../db/row-types.js';
 import type { Session } from '../db/session.js';
 import { ident, identList, literal, qualified } from '../sql/ident.js';
 import type { TempNames } from '../sql/names.js';
@@ -70,24 +70,8 @@ export async function dropKeys(session: Session, t: TableInfo, temp: TempNames, 
 }
 
 /**
- * Types whose node-postgres parsing loses something (dates and times shift with the process
- * time zone and lose microseconds; intervals do not print back; JSON numbers lose their
- * scale and digits past a double), and their arrays: a resolver gets them in their
- * PostgreSQL text form, which a merged row writes back exactly.
- */
-const KEEP_AS_TEXT = new Set([
-  1082, 1083, 1114, 1184, 1186, 1266, 114, 3802, // date, time, timestamp, timestamptz, interval, timetz, json, jsonb
-  1182, 1183, 1115, 1185, 1187, 1270, 199, 3807, // their arrays
-]);
-
-const rowTypes = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    KEEP_AS_TEXT.has(oid) ? (value: string) => value : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
-};
-
-/**
  * The current row of a key on a source, or null: parsed by node-postgres, except date and time
- * types, which stay in their text form (see KEEP_AS_TEXT) so that rows round-trip exactly.
+ * types, which stay in their text form (see db/row-types.ts) so that rows round-trip exactly.
  */
 export async function currentRow(session: Session, t: TableInfo, key: RowKey): Promise<Row | null> {
   const where = t.key.map((k, n) => `${ident(k)} ${t.keyOps[n]} $${n + 1}`).join(' AND ');

@@ -40,6 +40,7 @@ import type { Run, RunTable } from './context.js';
 import { withExceptionHook } from './exception.js';
 import { applyPastNewerWrites } from './newer-writes.js';
 import { copyInto } from './fullcopy.js';
+import { rowFilter, transformStagedRows } from './partial.js';
 
 /** Origins of a table's staged deletes and upserts, when known without a query. */
 interface KnownOrigins {
@@ -129,8 +130,9 @@ export class Chunk {
     let staged = 0;
     for (const [name, read] of run.reads) {
       if (name === d.name || name === skip || (t.counts.get(name) ?? 0) === 0) continue;
-      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#plan.range, goneOnly);
+      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#plan.range, goneOnly, rowFilter(t));
     }
+    if (!goneOnly) await transformStagedRows(run, d, t);
     // With statistics the planner joins a large staging table by hash, not row by row.
     if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(t.temp.staging)}`);
     if (!goneOnly && (this.#plan.range?.from ?? 0) === 0 && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);

@@ -10,6 +10,7 @@ import type { Generation } from '../apply/fence.js';
 import type { ReadScope, SourceRead } from '../delta/reader.js';
 import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
+import type { TablePartial } from '../partial.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
 import type { TempNames } from '../sql/names.js';
 import type { ConflictRecord, Row, RunReason, RunResult, TableResult } from '../types.js';
@@ -40,8 +41,10 @@ export interface RunTable {
   info: TableInfo;
   /** `schema.table`, unquoted: how results and events name it. */
   display: string;
-  /** Columns that travel (stored generated columns are computed by each database). */
+  /** Columns that travel (stored generated columns are computed by each database; `partial.columns` narrows them). */
   columns: string[];
+  /** What the sync's table entry asks beyond the name: columns, a row filter, a transform. */
+  partial?: TablePartial;
   /** Its temporary tables on sources (changed keys) and receivers (staged rows). */
   temp: TempNames;
   /** Changed keys per source (after TRUNCATEs and conflicts were settled). */

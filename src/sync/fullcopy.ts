@@ -10,6 +10,7 @@ import { binaryCompatible, estimateRows } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { APPLIED_BY_SETTING } from '../sql/names.js';
 import type { Run, RunTable } from './context.js';
+import { copyThroughTransform, rowFilter } from './partial.js';
 
 /** How often copy:progress reports during a copy. */
 const PROGRESS_EVERY_MS = 250;
@@ -51,14 +52,18 @@ async function commit(run: Run, w: Session): Promise<void> {
   await w.close();
 }
 
-/** Copies every row of `t` into the (emptied) receiver table, reporting progress. */
+/** Copies every row of `t` (that its filter lets through, and through its transform) into the (emptied) receiver table, reporting progress. */
 export async function copyInto(run: Run, source: Session, receiver: Session, t: RunTable): Promise<number> {
+  const transformed = await copyThroughTransform(run, source, receiver, t);
+  if (transformed !== undefined) return transformed;
   const binary = binaryCompatible(t.info, t.receivers.get(receiver.name)!, t.columns);
   const { emit } = run.deps;
   const wants = emit.wants('copy:progress');
   const totalEstimate = wants ? await estimateRows(source.client, t.info) : -1;
+  const where = rowFilter(t);
   return copyTable(source, receiver, t.info, t.columns, {
     binary,
+    ...(where && { where }),
     ...(wants && {
       progress: {
         db: receiver.db,

@@ -5,15 +5,18 @@
  * source's catalog, check that capture is installed everywhere, and order the tables by their
  * foreign keys.
  */
-import { copiedColumns, orderByDependencies, type TableInfo } from '../catalog/tables.js';
+import { orderByDependencies, type TableInfo } from '../catalog/tables.js';
 import type { Generation } from '../apply/fence.js';
 import { runLock, type LockKey } from '../db/locks.js';
 import type { Session } from '../db/session.js';
 import { openSource } from '../delta/reader.js';
 import { PgferryError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
+import { checkPartialOnSource } from '../partial.js';
+import { partialOf } from '../plan.js';
 import { tempNames } from '../sql/names.js';
 import type { Run, RunTable } from './context.js';
+import { travellingColumns } from './partial.js';
 
 export async function readSources(run: Run): Promise<void> {
   const sessions = await lockSources(run.sources, runLock(run.deps.schema, run.sync), (name) => run.open(name));
@@ -27,7 +30,8 @@ export async function readSources(run: Run): Promise<void> {
   }
   run.generation = await generation(sessions.get(lockOrder(run.sources)[0]!)!);
   if (run.incremental) for (const t of tables) if (t.key.length === 0) throw noKey(t, first.name);
-  run.tables = orderByDependencies(tables).map(newRunTable);
+  run.tables = orderByDependencies(tables).map((info, i) => newRunTable(info, i, partialOf(run.plan, displayName(info)), first.name));
+  await checkFilters(run, first);
 }
 
 /** Sources in the order every instance locks them (by name), so that two runs never deadlock. */
@@ -64,11 +68,12 @@ export async function generation(session: Session): Promise<Generation> {
   return { value: BigInt(r.rows[0]!.g), origin: r.rows[0]!.origin };
 }
 
-function newRunTable(info: TableInfo, position: number): RunTable {
+function newRunTable(info: TableInfo, position: number, partial: RunTable['partial'], database: string): RunTable {
   return {
     info,
     display: displayName(info),
-    columns: copiedColumns(info),
+    columns: travellingColumns(info, partial, database),
+    ...(partial && { partial }),
     temp: tempNames(position),
     counts: new Map(),
     span: 0,
@@ -78,6 +83,15 @@ function newRunTable(info: TableInfo, position: number): RunTable {
     receivers: new Map(),
     result: { upserted: 0, deleted: 0, conflicts: 0 },
   };
+}
+
+/** Each row filter is one condition on its table's rows (see partial.ts), before any of it runs. */
+async function checkFilters(run: Run, first: Session): Promise<void> {
+  for (const t of run.tables) {
+    if (t.partial?.where === undefined) continue;
+    const index = run.plan.relations.findIndex((r) => displayName(r) === t.display);
+    await checkPartialOnSource(first.client, run.sync, index, t.info, { where: t.partial.where }, first.name);
+  }
 }
 
 function noKey(t: TableInfo, database: string): PgferryError {

@@ -209,3 +209,50 @@ describe('replicator and kick options', () => {
     expectConfigInvalid(await caught(() => rep.kick('s', { timout: 5 } as never)), 'timout');
   });
 });
+
+describe('table entries with options (partial replication)', () => {
+  /** A replicator with source a, target b and, with `multiMaster`, a second source c. */
+  async function withDatabases(multiMaster = false): Promise<{ rep: Replicator; databases: Record<string, 'source' | 'target'> }> {
+    const rep = await twoDatabases();
+    await rep.addDatabase('c', nowhere('c'));
+    return { rep, databases: multiMaster ? { a: 'source', b: 'target', c: 'source' } : { a: 'source', b: 'target', c: 'target' } };
+  }
+  const mask = (row: Record<string, unknown>) => ({ ...row, email: 'x' });
+
+  it('accepts plain names beside entries with columns, where, transform and targets', async () => {
+    const { rep, databases } = await withDatabases();
+    await rep.addSync('s', {
+      tables: ['plain', { table: 'orders', columns: ['total'], where: "region = 'eu'" }, { table: 'users', transform: mask, targets: ['b'] }],
+      databases,
+      autokick: false,
+    });
+  });
+
+  it('names the field path of a bad entry', async () => {
+    const { rep, databases } = await withDatabases();
+    const bad = async (entry: unknown, path: string) =>
+      expectConfigInvalid(await caught(() => rep.addSync('s', { tables: ['good', entry as string], databases, autokick: false })), path);
+    await bad({ table: 't', columns: [] }, 'tables.1.columns');
+    await bad({ table: 't', columns: ['a', 7] }, 'tables.1.columns.1');
+    await bad({ table: 't', columns: ['a', 'a'] }, 'tables.1.columns');
+    await bad({ table: 't', where: '  ' }, 'tables.1.where');
+    await bad({ table: 't', where: 5 }, 'tables.1.where');
+    await bad({ table: 't', transform: 'mask' }, 'tables.1.transform');
+    await bad({ table: 't', colums: ['a'] }, 'tables.1.colums');
+    await bad({ columns: ['a'] }, 'tables.1.table');
+    await bad({ table: 't', transform: mask, targets: ['a'] }, 'tables.1.targets');
+    await bad({ table: 't', transform: mask, targets: ['nowhere'] }, 'tables.1.targets');
+    await bad({ table: 't', targets: ['b'] }, 'tables.1.targets');
+  });
+
+  it('refuses where, columns and transform in a multi-master sync', async () => {
+    const { rep, databases } = await withDatabases(true);
+    for (const [field, value] of [['where', 'true'], ['columns', ['v']], ['transform', mask]] as const) {
+      const err = await caught(() => rep.addSync('s', { tables: ['good', { table: 't', [field]: value }], databases, autokick: false }));
+      expectConfigInvalid(err, `tables.1.${field}`);
+      expect(err.message).toContain('multi-master');
+    }
+    // The same entries are fine with one source.
+    await rep.addSync('s', { tables: [{ table: 't', where: 'true', columns: ['v'], transform: mask }], databases: { a: 'source', b: 'target' }, autokick: false });
+  });
+});
