@@ -10,6 +10,15 @@ import type { RunReason, RunResult } from '../types.js';
 
 const debug = createDebug('pgferry:scheduler');
 
+/**
+ * Under steady writes, background runs would follow each other back to back, each paying a
+ * run's fixed cost on the sources the application writes to. A background run booked during
+ * a run therefore waits as long as that run took, at most this long: under load a run carries
+ * more rows and runs less often; an idle sync's first run after a commit never waits, and a
+ * kick cuts the wait short.
+ */
+const MAX_BACKGROUND_PAUSE_MS = 50;
+
 export interface RunnerHooks {
   run(ctx: RunContext): Promise<RunResult>;
   onStart(ctx: RunContext): void;
@@ -36,6 +45,9 @@ export class SyncRunner {
   #retry: { minDelayMs: number; maxDelayMs: number };
   /** Set by a failure that retrying cannot fix; cleared by the next kick. */
   #parked = false;
+  /** Ends the pause before a booked background run (a kick arrived). */
+  #endPause: (() => void) | null = null;
+  #currentStartedAt = 0;
   lastResult: RunResult | null = null;
   lastError: PgferryError | null = null;
 
@@ -66,12 +78,13 @@ export class SyncRunner {
   /** Requests a run; resolves with the result of the run that covers this request. */
   request(reason: RunReason, options: RunOptions = {}): Promise<RunResult> {
     if (reason === 'kick') this.#parked = false;
-    if (!this.#current) return this.#launch(reason, options.onetimecopy);
+    // (A booked run waiting out its pause has no current run before it: it is joined.)
+    if (!this.#current && !this.#next) return this.#launch(reason, options.onetimecopy);
     if (!this.#next) {
       this.#nextReason = reason;
       this.#nextCopy = options.onetimecopy;
-      const after = this.#current.then(
-        () => undefined,
+      const after = this.#current!.then(
+        () => this.#pause(Date.now() - this.#currentStartedAt),
         () => undefined,
       );
       this.#next = after.then(() => {
@@ -83,11 +96,33 @@ export class SyncRunner {
         return this.#launch(this.#nextReason, copy);
       });
     } else {
-      if (reason === 'kick') this.#nextReason = 'kick';
+      if (reason === 'kick') {
+        this.#nextReason = 'kick';
+        this.#endPause?.();
+      }
       // Requests that share the booked run share its copy; 'always' asks for more than 'ifEmpty'.
       if (options.onetimecopy === 'always' || (options.onetimecopy && !this.#nextCopy)) this.#nextCopy = options.onetimecopy;
     }
     return this.#next;
+  }
+
+  /** Before a booked background run: as long as the run before it took (see MAX_BACKGROUND_PAUSE_MS). */
+  #pause(previousMs: number): Promise<void> | undefined {
+    if (this.#nextReason === 'kick') return undefined;
+    const ms = Math.min(previousMs, MAX_BACKGROUND_PAUSE_MS);
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#endPause = () => {
+        this.#endPause = null;
+        done();
+      };
+    }).finally(() => {
+      this.#endPause = null;
+    });
   }
 
   /** A background request: errors are reported through events, never thrown. */
@@ -125,6 +160,7 @@ export class SyncRunner {
       }
     })();
     this.#current = p;
+    this.#currentStartedAt = Date.now();
     const clear = () => {
       if (this.#current === p) this.#current = null;
     };

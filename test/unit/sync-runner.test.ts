@@ -71,6 +71,47 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+describe('a pause before a booked background run', () => {
+  it('waits as long as the run before it took (at most 50 ms); an idle request and a kick never wait', async () => {
+    const { runner, runs } = fakeRunner();
+    void runner.request('autokick');
+    expect(runs).toHaveLength(1); // idle: at once
+    const booked = runner.request('autokick');
+    await vi.advanceTimersByTimeAsync(30);
+    runs[0]!.succeed();
+    await settle();
+    expect(runs).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(29);
+    expect(runs).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toHaveLength(2); // 30 ms after the 30 ms run
+
+    // A long run: the pause is capped.
+    const next = runner.request('check');
+    await vi.advanceTimersByTimeAsync(5_000);
+    runs[1]!.succeed();
+    await booked;
+    await vi.advanceTimersByTimeAsync(49);
+    expect(runs).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toHaveLength(3);
+
+    // A kick during the pause ends it at once.
+    const kicked = runner.request('autokick');
+    await vi.advanceTimersByTimeAsync(1_000);
+    runs[2]!.succeed();
+    await next;
+    await settle();
+    expect(runs).toHaveLength(3);
+    void runner.request('kick');
+    await settle();
+    expect(runs).toHaveLength(4);
+    expect(runs[3]!.reason).toBe('kick');
+    runs[3]!.succeed();
+    await kicked;
+  });
+});
+
 describe('one run at a time', () => {
   it('a request while a run is in flight starts no second run until the first ends', async () => {
     const { runner, runs } = fakeRunner();
