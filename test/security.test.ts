@@ -28,6 +28,10 @@ const PLANT = `
   CREATE OPERATOR evil.= (LEFTARG = int, RIGHTARG = int, FUNCTION = evil.eq);
   CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.eq);
   CREATE OPERATOR evil.= (LEFTARG = boolean, RIGHTARG = boolean, FUNCTION = evil.eq);
+  -- Types named like the ones capture declares: found first on the writer's search_path.
+  CREATE DOMAIN evil.text AS int CHECK (evil.eq(VALUE, VALUE));
+  CREATE DOMAIN evil.xid8 AS int CHECK (evil.eq(VALUE, VALUE));
+  CREATE DOMAIN evil.timestamptz AS int CHECK (evil.eq(VALUE, VALUE));
   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA evil TO PUBLIC;
 `;
 
@@ -66,9 +70,14 @@ describe('no borrowed rights', () => {
         `SELECT pg_get_userbyid(p.proowner) AS owner, p.prosecdef AS secdef, p.proconfig AS config
            FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgferry'`,
       );
-      expect(fns).toEqual([{ owner: owner.name, secdef: true, config: ['search_path=pg_catalog, pg_temp'] }]);
+      // No SET clause: every name in the body is qualified (see src/capture/ddl.ts).
+      expect(fns).toEqual([{ owner: owner.name, secdef: true, config: null }]);
 
+      // Temporary tables named like the transition tables come before every schema for
+      // relations: the capture must still read the statement's own rows.
       const attack = `SET search_path = evil, pg_catalog, public;
+        CREATE TEMP TABLE new_rows (id int, v pg_catalog.text, ok boolean); INSERT INTO new_rows VALUES (100, 'x', true);
+        CREATE TEMP TABLE old_rows (id int, v pg_catalog.text, ok boolean); INSERT INTO old_rows VALUES (200, 'y', true);
         INSERT INTO public.t (id, v) VALUES (1, 'one'), (2, 'two');
         UPDATE public.t SET v = 'changed', ok = false WHERE id OPERATOR(pg_catalog.=) 1;
         UPDATE public.t SET id = 3 WHERE id OPERATOR(pg_catalog.=) 2;

@@ -25,7 +25,7 @@ const noNotify: Rewrite = (f) => f.replace(/PERFORM pg_catalog\.pg_notify\([^;]*
 /** A FOR EACH ROW function writing the same delta row (key, txid, time, applied_by, origin). */
 function rowLevel(set: boolean): string {
   const meta = `pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(),
-       pg_catalog.nullif(pg_catalog.current_setting('pgferry.applied_by', true), ''), pg_catalog.nullif(pg_catalog.current_setting('pgferry.origin', true), '')`;
+       NULLIF(pg_catalog.current_setting('pgferry.applied_by', true), ''), NULLIF(pg_catalog.current_setting('pgferry.origin', true), '')`;
   return `CREATE OR REPLACE FUNCTION ${SCHEMA}.rl_capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${set ? 'SET search_path = pg_catalog, pg_temp' : ''} AS $f$
 BEGIN
   IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     const server: BenchServer = { id: 'a', url: h.url, version: String(h.version) };
     const db = await createDb(server, 'micro');
     await withClient(db.url, async (c) => {
+      await c.query(`SET statement_timeout = '30s'`);
       await c.query(`CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL)`);
       await c.query(`INSERT INTO public.t SELECT g, 0 FROM generate_series(1, 100000) g`);
       await c.query(`CREATE SCHEMA ${SCHEMA}; CREATE TABLE ${SCHEMA}.truncates (table_schema text, table_name text, txid xid8, changed_at timestamptz, applied_by text, origin text)`);

@@ -5,9 +5,10 @@
  * recorded in the library's `truncates` table.
  *
  * The capture function is SECURITY DEFINER (writers need no rights on the delta table), so
- * nothing a writer controls may reach its code (DESIGN.md invariant 10): it pins search_path,
- * names every function and operator with its schema, compares keys with the key index's own
- * operators, and is owned by the table's owner (see ownershipSql), not by whoever installs.
+ * nothing a writer controls may reach its code (DESIGN.md invariant 10): it names every
+ * table, type, function and operator with its schema, compares keys with the key index's own
+ * operators (or the types' default equality where that is the same), and is owned by the
+ * table's owner (see ownershipSql), not by whoever installs.
  */
 import type { TableInfo } from '../catalog/tables.js';
 import { PgferryError } from '../errors.js';
@@ -17,7 +18,7 @@ import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName
 /**
  * Version of the capture objects of one table (function and triggers). Version 1 (0.1)
  * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer;
- * version 2 found moved keys by an anti-join.
+ * version 2 pinned search_path with SET and found moved keys by an anti-join.
  */
 export const CAPTURE_VERSION = 3;
 
@@ -61,15 +62,17 @@ export function captureFunctionSql(schema: string, t: TableInfo): string {
   const keys = identList(t.key);
   const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
   const into = `INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)`;
-  // A settings save and restore per call (once per statement, not per row) is the price of
-  // the pinned search_path; every name is qualified as well.
+  // Every name the body resolves is qualified (tables, types, functions, operators) and the
+  // transition tables are found before any relation, so the writer's search_path changes
+  // nothing here; pinning it with SET would save and restore settings on every call (a
+  // quarter of the function's cost on a single-row statement, see BENCHMARKS.md).
   return `CREATE OR REPLACE FUNCTION ${s}.${ident(captureFunctionName(t))}() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgferry$
+LANGUAGE plpgsql SECURITY DEFINER AS $pgferry$
 DECLARE
-  pgferry_xid xid8 := pg_catalog.pg_current_xact_id();
-  pgferry_at timestamptz := pg_catalog.clock_timestamp();
-  pgferry_by text := pg_catalog.current_setting(${literal(APPLIED_BY_SETTING)}, true);
-  pgferry_origin text := pg_catalog.current_setting(${literal(ORIGIN_SETTING)}, true);
+  pgferry_xid pg_catalog.xid8 := pg_catalog.pg_current_xact_id();
+  pgferry_at pg_catalog.timestamptz := pg_catalog.clock_timestamp();
+  pgferry_by pg_catalog.text := pg_catalog.current_setting(${literal(APPLIED_BY_SETTING)}, true);
+  pgferry_origin pg_catalog.text := pg_catalog.current_setting(${literal(ORIGIN_SETTING)}, true);
 BEGIN
   IF pgferry_by ${EQ} '' THEN pgferry_by := NULL; END IF;
   IF pgferry_origin ${EQ} '' THEN pgferry_origin := NULL; END IF;

@@ -2,7 +2,7 @@ import createDebug from 'debug';
 import pg from 'pg';
 import { CatalogCache } from '../catalog/cache.js';
 import { PgferryError, isConnectionError, redact } from '../errors.js';
-import { pinSql } from './settings.js';
+import { PINNED_SETTINGS, pinSql } from './settings.js';
 
 const debug = createDebug('pgferry:db');
 
@@ -44,7 +44,10 @@ export class Database {
       this.where = describe(o);
     } else {
       const base: PoolConfig = typeof config === 'string' ? { connectionString: config } : { ...(config as PoolConfig) };
-      this.#config = { max: 10, idleTimeoutMillis: IDLE_MS, application_name: 'pgferry', ...base };
+      // Statements outside pgferry's transactions (advisory locks, the control store) resolve
+      // names with pgferry's search_path too, not one a database or role default planted.
+      const options = [base.options, `-c search_path=${PINNED_SETTINGS.search_path!.replace(/ /g, '')}`].filter(Boolean).join(' ');
+      this.#config = { max: 10, idleTimeoutMillis: IDLE_MS, application_name: 'pgferry', ...base, options };
       this.#pool = this.#newPool();
       this.#ownsPool = true;
       this.#secrets = secretsOf(base);

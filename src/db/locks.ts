@@ -17,13 +17,13 @@ function key(kind: string, schema: string, sync: string): LockKey {
 
 /** SQL for the two int4 arguments of pg_advisory_lock and friends, from parameters `$n` and `$n+1`. */
 export function lockArgs(n: number): string {
-  return `pg_catalog.hashtext($${n}::text), pg_catalog.hashtext($${n + 1}::text)`;
+  return `pg_catalog.hashtext($${n}::pg_catalog.text), pg_catalog.hashtext($${n + 1}::pg_catalog.text)`;
 }
 
 /** SQL that matches a row of pg_locks (alias `l`) for the lock of parameters `$n`, `$n+1`. */
 export function lockInPgLocks(n: number): string {
   return `l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 2
-      AND l.classid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n}::text)::oid AND l.objid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n + 1}::text)::oid`;
+      AND l.classid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n}::pg_catalog.text)::pg_catalog.oid AND l.objid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n + 1}::pg_catalog.text)::pg_catalog.oid`;
 }
 
 export function lockValues(key: LockKey): string[] {
