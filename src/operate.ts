@@ -4,8 +4,8 @@
  * committed on a database were applied everywhere (read-your-writes).
  */
 import type { Database } from './db/database.js';
-import { currentSnapshot, deliveredUpTo, readBacklog, type BacklogScope } from './delta/backlog.js';
-import { PgferryError } from './errors.js';
+import { currentSnapshot, deliveredUpTo, readBacklog, type Backlog, type BacklogScope } from './delta/backlog.js';
+import { PgferryError, isPgferryError } from './errors.js';
 import { namesWithRole, type SyncPlan } from './plan.js';
 import type { Telemetry } from './telemetry.js';
 import type { RunResult } from './types.js';
@@ -21,10 +21,12 @@ export interface SyncMetrics {
   conflicts: number;
   /** When this instance's last run (successful or not) ended, or null. */
   lastRunAt: Date | null;
-  /** Per source: changed keys not yet delivered (whoever runs the sync). */
-  backlog: Record<string, number>;
-  /** Age of the oldest change not yet delivered on any source, in ms (0 when none). */
+  /** Per source: changed keys not yet delivered (whoever runs the sync); null for a source that could not be read. */
+  backlog: Record<string, number | null>;
+  /** Age of the oldest change not yet delivered on the sources read, in ms (0 when none). */
   lagMs: number;
+  /** Per source that could not be read: `CODE: message` (empty when every source answered). */
+  errors: Record<string, string>;
 }
 
 export interface Metrics {
@@ -75,30 +77,74 @@ function scopeOf(plan: SyncPlan, schema: string): BacklogScope {
   return { schema, sync: plan.name, cascade: plan.config.cascade, relations: plan.relations };
 }
 
-/** The metrics of one sync: the counters, and the backlog read on each source (in parallel). */
-export async function syncMetrics(plan: SyncPlan, counters: RunCounters, dbs: ReadonlyMap<string, Database>, schema: string): Promise<SyncMetrics> {
+/** The backlog on one source, or why it could not be read within `timeoutMs`. */
+async function backlogOrError(db: Database, scope: BacklogScope, timeoutMs: number): Promise<Backlog | { error: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new PgferryError('CONNECTION_FAILED', `Database "${db.name}" (${db.where}) did not answer within ${timeoutMs} ms.`, { database: db.name, transient: true })),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([readBacklog(db, scope), late]);
+  } catch (err) {
+    const e = db.wrap(err);
+    return { error: isPgferryError(e) ? `${e.code}: ${e.message}` : `RUN_FAILED: ${db.redact(String((e as Error)?.message ?? e))}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The metrics of one sync: the counters, and the backlog read on each source (in parallel). A
+ * source that fails or does not answer within `timeoutMs` has a null backlog and an entry in
+ * `errors`; the others are reported all the same.
+ */
+export async function syncMetrics(
+  plan: SyncPlan,
+  counters: RunCounters,
+  dbs: ReadonlyMap<string, Database>,
+  schema: string,
+  timeoutMs: number,
+): Promise<SyncMetrics> {
   const sources = namesWithRole(plan, 'source');
   const scope = scopeOf(plan, schema);
-  const backlogs = await Promise.all(sources.map((name) => readBacklog(dbs.get(name)!, scope)));
+  const read = await Promise.all(sources.map((name) => backlogOrError(dbs.get(name)!, scope, timeoutMs)));
+  const errors: Record<string, string> = {};
+  const backlog: Record<string, number | null> = {};
+  let lagMs = 0;
+  sources.forEach((name, i) => {
+    const r = read[i]!;
+    if ('error' in r) {
+      errors[name] = r.error;
+      backlog[name] = null;
+    } else {
+      backlog[name] = r.keys;
+      lagMs = Math.max(lagMs, r.lagMs);
+    }
+  });
   return {
     runs: counters.runs,
     failedRuns: counters.failedRuns,
     rowsApplied: counters.rowsApplied,
     conflicts: counters.conflicts,
     lastRunAt: counters.lastRunAt,
-    backlog: Object.fromEntries(sources.map((name, i) => [name, backlogs[i]!.keys])),
-    lagMs: Math.max(0, ...backlogs.map((b) => b.lagMs)),
+    backlog,
+    lagMs,
+    errors,
   };
 }
 
-/** The metrics of every sync. */
+/** The metrics of every sync (a source that cannot be read is reported in the sync's `errors`). */
 export async function metricsOf(
   plans: SyncPlan[],
   counters: ReadonlyMap<string, RunCounters>,
   dbs: ReadonlyMap<string, Database>,
   schema: string,
+  timeoutMs: number,
 ): Promise<Metrics> {
-  const entries = await Promise.all(plans.map(async (plan) => [plan.name, await syncMetrics(plan, counters.get(plan.name)!, dbs, schema)] as const));
+  const entries = await Promise.all(plans.map(async (plan) => [plan.name, await syncMetrics(plan, counters.get(plan.name)!, dbs, schema, timeoutMs)] as const));
   return { syncs: Object.fromEntries(entries) };
 }
 

@@ -360,7 +360,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
 
   /** Per sync: this instance's run counters, and the backlog and lag on each source (whoever runs the sync). */
   async metrics(): Promise<Metrics> {
-    return metricsOf(this.#plans(), this.#counters, this.#dbs, this.options.schema);
+    return metricsOf(this.#plans(), this.#counters, this.#dbs, this.options.schema, this.options.connectionTimeoutMs);
   }
 
   /**

@@ -25,7 +25,7 @@ export interface MeterLike {
 }
 
 /** What the observable gauges read when the SDK collects: `metrics()`'s backlog and lag. */
-export type BacklogReader = () => Promise<{ syncs: Record<string, { backlog: Record<string, number>; lagMs: number }> }>;
+export type BacklogReader = () => Promise<{ syncs: Record<string, { backlog: Record<string, number | null>; lagMs: number }> }>;
 
 /**
  * Instruments: `pgferry.runs` (attributes `sync`, `status`), `pgferry.run.duration` (ms,
@@ -49,7 +49,7 @@ export class Telemetry {
       try {
         const { syncs } = await read();
         for (const [sync, m] of Object.entries(syncs)) {
-          for (const [database, keys] of Object.entries(m.backlog)) result.observe(backlog, keys, { sync, database });
+          for (const [database, keys] of Object.entries(m.backlog)) if (keys !== null) result.observe(backlog, keys, { sync, database });
           result.observe(lag, m.lagMs, { sync });
         }
       } catch (err) {

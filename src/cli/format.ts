@@ -15,7 +15,7 @@ export function runLines(r: RunResult): string[] {
 export interface SyncReport {
   databases: Record<string, string>;
   autokick: boolean;
-  backlog: Record<string, number>;
+  backlog: Record<string, number | null>;
   lagMs: number;
   lastRun: RunRecord | null;
 }
@@ -25,7 +25,7 @@ export function statusLines(syncs: Record<string, SyncReport>): string[] {
   for (const [name, s] of Object.entries(syncs)) {
     const dbs = Object.entries(s.databases).map(([d, role]) => `${d} (${role})`).join(', ');
     out.push(`${name}: ${dbs}; autokick ${s.autokick ? 'on' : 'off'}`);
-    const backlog = Object.entries(s.backlog).map(([d, n]) => `${d} ${n}`).join(', ');
+    const backlog = Object.entries(s.backlog).map(([d, n]) => `${d} ${n ?? 'unreadable'}`).join(', ');
     out.push(`  backlog: ${backlog || 'none'}; lag ${s.lagMs} ms`);
     out.push(`  last run: ${s.lastRun ? lastRunText(s.lastRun) : 'none recorded'}`);
   }

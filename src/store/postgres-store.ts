@@ -15,6 +15,30 @@ export interface PostgresControlStoreOptions {
 }
 
 /**
+ * Conflict keys and rows go into jsonb. Their values are what node-postgres parses (strings,
+ * numbers, booleans, null, arrays) plus Buffers for bytea, which JSON would turn into
+ * `{ type: 'Buffer', data: [...] }`: a Buffer is kept as `{ "$bytea": "\\x<hex>" }` and read
+ * back as a Buffer (rows hold no other objects: json values are their text).
+ */
+function encode(v: unknown): unknown {
+  if (Buffer.isBuffer(v)) return { $bytea: `\\x${v.toString('hex')}` };
+  if (Array.isArray(v)) return v.map(encode);
+  if (v !== null && typeof v === 'object' && !(v instanceof Date)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
+  return v;
+}
+
+function decode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(decode);
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    const keys = Object.keys(o);
+    if (keys.length === 1 && keys[0] === '$bytea' && typeof o.$bytea === 'string') return Buffer.from(o.$bytea.slice(2), 'hex');
+    return Object.fromEntries(keys.map((k) => [k, decode(o[k])]));
+  }
+  return v;
+}
+
+/**
  * Keeps run history in a PostgreSQL database, so it outlives the process and several
  * replicator processes can read one history.
  */
@@ -95,7 +119,7 @@ export class PostgresControlStore implements ControlStore {
        SELECT x.sync, x.table_name, x.key, x.resolution, x.winner, x.at, x.rows
          FROM jsonb_to_recordset($1::jsonb) AS x(n int, sync text, table_name text, key jsonb, resolution text, winner text, at timestamptz, rows jsonb)
         ORDER BY x.n`,
-      [JSON.stringify(records.map((r, n) => ({ n, sync: r.sync, table_name: r.table, key: r.key, resolution: r.resolution, winner: r.winner, at: r.at, rows: r.rows })))],
+      [JSON.stringify(records.map((r, n) => ({ n, sync: r.sync, table_name: r.table, key: encode(r.key), resolution: r.resolution, winner: r.winner, at: r.at, rows: encode(r.rows) })))],
     );
     for (const sync of new Set(records.map((r) => r.sync))) {
       await this.#db.query(
@@ -110,7 +134,7 @@ export class PostgresControlStore implements ControlStore {
       `SELECT sync, table_name, key, resolution, winner, at, rows FROM ${this.#conflicts} WHERE sync = $1 ORDER BY id DESC LIMIT $2`,
       [sync, limit],
     );
-    return r.rows.map((x) => ({ sync: x.sync, table: x.table_name, key: x.key, resolution: x.resolution, winner: x.winner, at: x.at, rows: x.rows }));
+    return r.rows.map((x) => ({ sync: x.sync, table: x.table_name, key: decode(x.key) as ConflictRecord['key'], resolution: x.resolution, winner: x.winner, at: x.at, rows: decode(x.rows) as ConflictRecord['rows'] }));
   }
 
   async recordRun(run: RunRecord): Promise<void> {
