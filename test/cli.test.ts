@@ -159,7 +159,7 @@ describe('pgferry: commands on a one-way sync', () => {
     const before = await run('status', '--json');
     expect(before.code, shown(before)).toBe(0);
     const st = json(before.stdout);
-    expect(st).toEqual({ syncs: { s: { databases: { a: 'source', b: 'target' }, autokick: false, backlog: { a: 2 }, lagMs: st.syncs.s.lagMs, lastRun: null } } });
+    expect(st).toEqual({ syncs: { s: { databases: { a: 'source', b: 'target' }, autokick: false, backlog: { a: 2 }, errors: {}, lagMs: st.syncs.s.lagMs, lastRun: null } } });
     expect(typeof st.syncs.s.lagMs).toBe('number');
 
     const kicked = await run('kick', 's', '--json');

@@ -5,7 +5,7 @@
  * fails the run with nothing applied.
  */
 import { describe, expect, it } from 'vitest';
-import type { Row } from '../src/index.js';
+import type { PgferryError, Row } from '../src/index.js';
 import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { caught } from './helpers/errors.js';
 import { declareSync, kick, stopReplicatorsAfterEach, type TestSync } from './helpers/replicators.js';
@@ -74,6 +74,23 @@ describe('partial replication', () => {
     await kick(rep);
     expect(await tableContents(b, T)).toEqual(await expected(a, 'id, v, region'));
     expect(await tableContents(b, T)).toHaveLength(6);
+  });
+
+  it('validate({ repair }) refuses a sync with partial tables, before anything is written', async () => {
+    const [a, b] = (await dbsWith(2)) as [TestDb, TestDb];
+    await seed(a);
+    const rep = await replicators.installed([a, b], { tables: [{ table: 't', where: EU }], onetimecopy: 'always' });
+    await kick(rep);
+    const before = await tableContents(b, T);
+    const err = await rep.validate('s', { repair: true }).then(
+      () => null,
+      (e: PgferryError) => e,
+    );
+    expect(err?.code).toBe('CONFIG_INVALID');
+    expect(err?.message).toBe(
+      `validate(): repair is not supported for sync "s": public.t has columns, where or transform, and a repair would write whole, untransformed rows. Validate without repair, or copy the table again (kick with onetimecopy: 'always').`,
+    );
+    expect(await tableContents(b, T)).toEqual(before);
   });
 
   it('a fullcopy target gets the filtered rows and only the listed columns', async () => {

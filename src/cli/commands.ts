@@ -91,11 +91,12 @@ export async function status({ rep, output }: Context, flags: { json?: boolean }
   for (const s of rep.status().syncs) {
     const m = metrics.syncs[s.name];
     const [lastRun] = await rep.store.runs(s.name, 1);
-    syncs[s.name] = { databases: s.databases, autokick: s.autokick, backlog: m?.backlog ?? {}, lagMs: m?.lagMs ?? 0, lastRun: lastRun ?? null };
+    syncs[s.name] = { databases: s.databases, autokick: s.autokick, backlog: m?.backlog ?? {}, errors: m?.errors ?? {}, lagMs: m?.lagMs ?? 0, lastRun: lastRun ?? null };
   }
   if (flags.json) output.json({ syncs });
   else output.out(statusLines(syncs).join('\n') + '\n');
-  return EXIT.ok;
+  // A source that could not be read is something to look at: exit 1, as a failed sync does.
+  return Object.values(syncs).some((s) => Object.keys(s.errors).length > 0) ? EXIT.failed : EXIT.ok;
 }
 
 /** Compares (with --repair: repairs) the sync's tables; exit 1 when differences were found. */

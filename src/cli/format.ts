@@ -16,6 +16,8 @@ export interface SyncReport {
   databases: Record<string, string>;
   autokick: boolean;
   backlog: Record<string, number | null>;
+  /** Why a source's backlog could not be read (by source). */
+  errors: Record<string, string>;
   lagMs: number;
   lastRun: RunRecord | null;
 }
@@ -27,6 +29,7 @@ export function statusLines(syncs: Record<string, SyncReport>): string[] {
     out.push(`${name}: ${dbs}; autokick ${s.autokick ? 'on' : 'off'}`);
     const backlog = Object.entries(s.backlog).map(([d, n]) => `${d} ${n ?? 'unreadable'}`).join(', ');
     out.push(`  backlog: ${backlog || 'none'}; lag ${s.lagMs} ms`);
+    for (const [d, e] of Object.entries(s.errors)) out.push(`  ${d} unreadable: ${e}`);
     out.push(`  last run: ${s.lastRun ? lastRunText(s.lastRun) : 'none recorded'}`);
   }
   return out.length ? out : ['no syncs'];

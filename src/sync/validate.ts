@@ -8,6 +8,7 @@
  */
 import createDebug from 'debug';
 import { z } from 'zod';
+import { PgferryError } from '../errors.js';
 import { checkReceivers } from '../apply/applier.js';
 import { copiedColumns, estimateRows, orderByDependencies, requireTable, type TableInfo } from '../catalog/tables.js';
 import { parseConfig } from '../config.js';
@@ -79,6 +80,16 @@ const PROGRESS_EVERY_MS = 250;
 
 export async function validateSync(plan: SyncPlan, deps: ValidateDeps, options: ValidateOptions = {}): Promise<ValidationResult> {
   const { repair } = parseConfig(validateOptionsSchema, options, 'validate options');
+  // A repair would write whole rows: unfiltered, every column, untransformed (a masked copy
+  // would get the data it was made without).
+  const partial = repair ? [...(plan.partial?.keys() ?? [])] : [];
+  if (partial.length > 0) {
+    throw new PgferryError(
+      'CONFIG_INVALID',
+      `validate(): repair is not supported for sync "${plan.name}": ${partial.join(', ')} ${partial.length === 1 ? 'has' : 'have'} columns, where or transform, and a repair would write whole, untransformed rows. Validate without repair, or copy the table again (kick with onetimecopy: 'always').`,
+      { sync: plan.name, table: partial[0] },
+    );
+  }
   const sessions = new Map<string, Session>();
   const open = async (name: string): Promise<Session> => {
     const s = await Session.open(deps.dbs.get(name)!);

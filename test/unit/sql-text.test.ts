@@ -51,7 +51,12 @@ describe('sql text', () => {
     expect(table).toContain('"Id" integer NOT NULL');
     expect(table).toContain('"k2" text NOT NULL');
     expect(table).toContain('txid xid8 NOT NULL');
-    expect(fn).toMatch(/SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS/);
+    // No SET clause (a settings save and restore per call): every name is qualified instead,
+    // the types of its variables included.
+    expect(fn).toMatch(/SECURITY DEFINER AS/);
+    expect(fn).not.toMatch(/\bSET\b/);
+    expect(fn).toContain('pgferry_xid pg_catalog.xid8');
+    expect(fn).toContain('pgferry_at pg_catalog.timestamptz');
     // No operator that a writer's search_path could resolve: every comparison names its schema.
     expect(fn!.replaceAll(':=', '').replace(/OPERATOR\([a-z_]+\.=\)/g, '').replace(/search_path = /, '')).not.toMatch(/[=<>]/);
     expect(fn).not.toMatch(/NULLIF|COALESCE/i);
