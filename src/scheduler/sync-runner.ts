@@ -109,19 +109,15 @@ export class SyncRunner {
   /** Before a booked background run: as long as the run before it took (see MAX_BACKGROUND_PAUSE_MS). */
   #pause(previousMs: number): Promise<void> | undefined {
     if (this.#nextReason === 'kick') return undefined;
-    const ms = Math.min(previousMs, MAX_BACKGROUND_PAUSE_MS);
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
+      let timer: NodeJS.Timeout | undefined;
+      const end = (): void => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.#endPause = () => {
         this.#endPause = null;
-        done();
+        resolve();
       };
-    }).finally(() => {
-      this.#endPause = null;
+      timer = setTimeout(end, Math.min(previousMs, MAX_BACKGROUND_PAUSE_MS));
+      this.#endPause = end;
     });
   }
 
