@@ -139,6 +139,12 @@ export const syncConfigSchema = z.strictObject({
   onException: fnSchema<ExceptionHandler>('an async function (ctx) => "retry" | "fail"').optional(),
   /** Most changed keys applied per table in one transaction; larger backlogs go in several chunks. */
   chunkSize: z.number().int().positive().default(100_000),
+  /**
+   * How the sources capture changes: 'row' (row-level triggers, cheapest for single-row
+   * statements) or 'statement' (statement-level triggers with transition tables, cheapest for
+   * statements that change many rows). Applied by install().
+   */
+  capture: z.enum(['row', 'statement']).default('row'),
 });
 export type SyncConfig = z.input<typeof syncConfigSchema>;
 export type ResolvedSyncConfig = z.output<typeof syncConfigSchema>;

@@ -32,7 +32,7 @@ describe('capture plans', () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v int NOT NULL)`);
     await a!.sql(`INSERT INTO public.t SELECT g, 0 FROM generate_series(1, 2000) g`);
-    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], onetimecopy: 'always' });
+    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], onetimecopy: 'always', capture: 'statement' });
     await kick(rep);
     const plans = await plansOf(async (q) => {
       await q(`UPDATE public.t SET v = 1 WHERE id = 1`);
@@ -55,7 +55,7 @@ describe('capture plans', () => {
     const ddl = `CREATE TABLE public.t (k text NOT NULL, v int NOT NULL); CREATE UNIQUE INDEX t_k ON public.t (k text_pattern_ops)`;
     await sqlAll([a!, b!], ddl);
     await a!.sql(`INSERT INTO public.t SELECT 'k' || g, g FROM generate_series(1, 20) g`);
-    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], onetimecopy: 'always' });
+    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], onetimecopy: 'always', capture: 'statement' });
     await kick(rep);
     const plans = await plansOf(async (q) => {
       await q(EXPLAIN);

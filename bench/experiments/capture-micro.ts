@@ -40,6 +40,22 @@ BEGIN
 END $f$`;
 }
 
+/** Row-level, the delta table's defaults filling txid, time and origin: one INSERT of the key. */
+function rowDefaults(): string {
+  return `CREATE OR REPLACE FUNCTION ${SCHEMA}.rl_capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $f$
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+    INSERT INTO ${SCHEMA}.d (id) VALUES (OLD.id);
+  ELSE
+    INSERT INTO ${SCHEMA}.d (id) VALUES (NEW.id);
+    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.id OPERATOR(pg_catalog.<>) NEW.id THEN
+      INSERT INTO ${SCHEMA}.d (id) VALUES (OLD.id);
+    END IF;
+  END IF;
+  RETURN NULL;
+END $f$`;
+}
+
 interface Shape {
   name: string;
   install: (stmtFn: string) => string[];
@@ -54,6 +70,7 @@ const SHAPES: Shape[] = [
   { name: 'stmt, no SET, no notify', install: stmt((f) => noNotify(noSet(f))) },
   { name: 'row, SET, no notify', install: () => [rowLevel(true)] },
   { name: 'row, no SET, no notify', install: () => [rowLevel(false)] },
+  { name: 'row, defaults', install: () => [rowDefaults()] },
 ];
 
 async function main(): Promise<void> {
@@ -70,6 +87,9 @@ async function main(): Promise<void> {
       await c.query(`CREATE SCHEMA ${SCHEMA}; CREATE TABLE ${SCHEMA}.truncates (table_schema text, table_name text, txid xid8, changed_at timestamptz, applied_by text, origin text)`);
       const t = (await readTable(c, { schema: 'public', name: 't' }))!;
       await c.query(deltaTableSql(SCHEMA, t).replace(/delta_\w+/g, 'd'));
+      await c.query(`ALTER TABLE ${SCHEMA}.d ALTER txid SET DEFAULT pg_catalog.pg_current_xact_id(), ALTER changed_at SET DEFAULT pg_catalog.clock_timestamp(),
+        ALTER applied_by SET DEFAULT NULLIF(pg_catalog.current_setting('pgferry.applied_by', true), ''),
+        ALTER origin SET DEFAULT NULLIF(pg_catalog.current_setting('pgferry.origin', true), '')`);
       const fn = captureFunctionSql(SCHEMA, t).replace(/delta_\w+/g, 'd');
       const ms = new Map<string, { single: number[]; bulk: number[] }>(SHAPES.map((s) => [s.name, { single: [], bulk: [] }]));
       for (let trial = 0; trial < trials; trial++) {

@@ -155,6 +155,7 @@ export const overhead: Scenario = {
       await rep.addDatabase('tgt', tgt.url);
       await rep.addSync('tpcb', { tables: TABLES, databases: { src: 'source', tgt: 'target' }, autokick: true });
       await rep.addSync('bulk', { tables: ['bulk_stmt'], databases: { src: 'source', tgt: 'target' }, autokick: false });
+      await rep.addSync('bulk_statement', { tables: ['bulk_stmt'], databases: { src: 'source', tgt: 'target' }, autokick: false, capture: 'statement' });
       await cap.sql('CREATE TABLE bulk_stmt (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)');
       await rep.install('tpcb');
 
@@ -163,7 +164,12 @@ export const overhead: Scenario = {
       const none: number[] = [];
       const idle: number[] = [];
       const running: RunningPhase[] = [];
-      const bulk: { without: { insertMs: number; updateMs: number }; with: { insertMs: number; updateMs: number } }[] = [];
+      type Bulk = { insertMs: number; updateMs: number };
+      const bulk: { without: Bulk; with: Bulk; statement: Bulk }[] = [];
+      const uninstallBulk = async () => {
+        await rep.uninstall('bulk');
+        await rep.uninstall('bulk_statement');
+      };
       const phases = ['none', 'idle', 'running'] as const;
       const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
       for (let i = 0; i < ctx.runs; i++) {
@@ -199,11 +205,15 @@ export const overhead: Scenario = {
           converged: slices.every((r) => r.converged),
         });
         const without = await bulkStatements(plain, p.bulkRows, null, null);
-        const withT = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk'), () => rep.uninstall('bulk'));
-        bulk.push({ without, with: withT });
-        ctx.log(`overhead run ${i + 1}/${ctx.runs}: none ${none.at(-1)!.toFixed(0)} idle ${idle.at(-1)!.toFixed(0)} running ${running.at(-1)!.tps.toFixed(0)} tps; UPDATE ${without.updateMs.toFixed(0)} / ${withT.updateMs.toFixed(0)} ms`);
+        const withT = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk'), uninstallBulk);
+        const statement = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk_statement'), uninstallBulk);
+        bulk.push({ without, with: withT, statement });
+        ctx.log(
+          `overhead run ${i + 1}/${ctx.runs}: none ${none.at(-1)!.toFixed(0)} idle ${idle.at(-1)!.toFixed(0)} running ${running.at(-1)!.tps.toFixed(0)} tps; ` +
+            `UPDATE ${without.updateMs.toFixed(0)} / row ${withT.updateMs.toFixed(0)} / statement ${statement.updateMs.toFixed(0)} ms`,
+        );
       }
-      await rep.uninstall('bulk');
+      await uninstallBulk();
 
       const pg = `TPC-B -s ${p.scale} -c ${p.clients}, ${p.slices > 1 ? `${p.slices}x${sliceSeconds}` : p.seconds} s`;
       const k = p.bulkRows >= 1000 ? `${p.bulkRows / 1000}k` : String(p.bulkRows);
@@ -240,20 +250,25 @@ export const overhead: Scenario = {
           reference: { label: 'rows applied during load', unit: 'rows', runs: running.map((r) => r.rowsDuring) },
           vs: { kind: 'share %', runs: running.map((r) => (100 * r.backlogRows) / Math.max(1, r.rowsDuring + r.backlogRows)) },
         }),
-        figure({
-          metric: `${k}-row INSERT ... SELECT (one statement), with triggers`,
-          unit: 'ms',
-          runs: bulk.map((b) => b.with.insertMs),
-          reference: { label: 'without triggers', runs: bulk.map((b) => b.without.insertMs) },
-          vs: { kind: 'ratio', runs: bulk.map((b) => b.with.insertMs / b.without.insertMs) },
-        }),
-        figure({
-          metric: `${k}-row UPDATE (one statement), with triggers`,
-          unit: 'ms',
-          runs: bulk.map((b) => b.with.updateMs),
-          reference: { label: 'without triggers', runs: bulk.map((b) => b.without.updateMs) },
-          vs: { kind: 'ratio', runs: bulk.map((b) => b.with.updateMs / b.without.updateMs) },
-          goal: { text: '<= 1.3x', on: 'vs', cmp: '<=', target: 1.3, others: 'Bucardo 3.0x' },
+        ...(['with', 'statement'] as const).flatMap((shape) => {
+          const label = shape === 'with' ? "capture 'row' (default)" : "capture 'statement'";
+          return [
+            figure({
+              metric: `${k}-row INSERT ... SELECT (one statement), ${label}`,
+              unit: 'ms',
+              runs: bulk.map((b) => b[shape].insertMs),
+              reference: { label: 'without triggers', runs: bulk.map((b) => b.without.insertMs) },
+              vs: { kind: 'ratio', runs: bulk.map((b) => b[shape].insertMs / b.without.insertMs) },
+            }),
+            figure({
+              metric: `${k}-row UPDATE (one statement), ${label}`,
+              unit: 'ms',
+              runs: bulk.map((b) => b[shape].updateMs),
+              reference: { label: 'without triggers', runs: bulk.map((b) => b.without.updateMs) },
+              vs: { kind: 'ratio', runs: bulk.map((b) => b[shape].updateMs / b.without.updateMs) },
+              goal: { text: '<= 1.3x', on: 'vs', cmp: '<=', target: 1.3, others: 'Bucardo 3.0x' },
+            }),
+          ];
         }),
       ];
       const notConverged = running.filter((r) => !r.converged).length;

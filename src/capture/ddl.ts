@@ -1,8 +1,16 @@
 /**
  * The DDL that captures one table, as pure functions (install runs it; installSql() prints
- * it). Capture records keys, not rows: statement-level AFTER triggers with transition tables
- * write one INSERT ... SELECT per statement into the table's delta table; a TRUNCATE is
- * recorded in the library's `truncates` table.
+ * it). Capture records keys, not rows, in the table's delta table, in one of two shapes (the
+ * sync's `capture`, chosen by measurement, see BENCHMARKS.md):
+ *
+ * - `row` (the default): row-level AFTER triggers, one INSERT of the key per changed row.
+ *   Cheapest for the single-row statements of OLTP writers: a table with transition tables
+ *   costs every statement (TPC-B lost a quarter of its throughput to triggers whose body was
+ *   empty), row-level triggers almost nothing.
+ * - `statement`: statement-level AFTER triggers with transition tables, one INSERT ... SELECT
+ *   per statement: about half the cost of `row` for statements that change many rows.
+ *
+ * A TRUNCATE is recorded in the library's `truncates` table by a statement-level trigger.
  *
  * The capture function is SECURITY DEFINER (writers need no rights on the delta table), so
  * nothing a writer controls may reach its code (DESIGN.md invariant 10): it names every
@@ -18,9 +26,14 @@ import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName
 /**
  * Version of the capture objects of one table (function and triggers). Version 1 (0.1)
  * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer;
- * version 2 pinned search_path with SET and found moved keys by an anti-join.
+ * version 2 pinned search_path with SET and found moved keys by an anti-join; version 3
+ * qualified every name instead and found moved keys by EXCEPT ALL; version 4 added the
+ * row-level shape.
  */
-export const CAPTURE_VERSION = 3;
+export const CAPTURE_VERSION = 4;
+
+/** How a table's changes are captured: see the top of this file. */
+export type CaptureMode = 'row' | 'statement';
 
 /**
  * The oldest capture a run accepts: version 2 captures safely (pinned search_path, owned by the
@@ -56,12 +69,35 @@ export function deltaTableSql(schema: string, t: TableInfo): string {
 
 const EQ = 'OPERATOR(pg_catalog.=)';
 
-export function captureFunctionSql(schema: string, t: TableInfo): string {
+export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string {
   const s = ident(schema);
   const delta = `${s}.${ident(deltaTableName(t))}`;
   const keys = identList(t.key);
   const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
   const into = `INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)`;
+  const rowKeys = (rec: 'NEW' | 'OLD') => t.key.map((k) => `${rec}.${ident(k)}`).join(', ');
+  const changes =
+    mode === 'row'
+      ? `IF TG_OP ${EQ} 'DELETE' THEN
+    ${into} VALUES (${rowKeys('OLD')}, ${meta});
+  ELSE
+    ${into} VALUES (${rowKeys('NEW')}, ${meta});
+    -- An UPDATE that changed the key: the row moved away from the old one.
+    IF TG_OP ${EQ} 'UPDATE' AND NOT (${keyJoin(t.key, t.keyOps, 'OLD', 'NEW')}) THEN
+      ${into} VALUES (${rowKeys('OLD')}, ${meta});
+    END IF;
+  END IF;`
+      : `IF TG_OP ${EQ} 'INSERT' THEN
+    ${into} SELECT ${keys}, ${meta} FROM new_rows;
+  ELSIF TG_OP ${EQ} 'UPDATE' THEN
+    -- New keys, plus old keys that an UPDATE changed (the row moved away from them).
+    ${into}
+      SELECT ${keys}, ${meta} FROM new_rows
+      UNION ALL
+      ${movedKeys(t, meta)};
+  ELSE
+    ${into} SELECT ${keys}, ${meta} FROM old_rows;
+  END IF;`;
   // Every name the body resolves is qualified (tables, types, functions, operators) and the
   // transition tables are found before any relation, so the writer's search_path changes
   // nothing here; pinning it with SET would save and restore settings on every call (a
@@ -76,19 +112,11 @@ DECLARE
 BEGIN
   IF pgferry_by ${EQ} '' THEN pgferry_by := NULL; END IF;
   IF pgferry_origin ${EQ} '' THEN pgferry_origin := NULL; END IF;
-  IF TG_OP ${EQ} 'INSERT' THEN
-    ${into} SELECT ${keys}, ${meta} FROM new_rows;
-  ELSIF TG_OP ${EQ} 'UPDATE' THEN
-    -- New keys, plus old keys that an UPDATE changed (the row moved away from them).
-    ${into}
-      SELECT ${keys}, ${meta} FROM new_rows
-      UNION ALL
-      ${movedKeys(t, meta)};
-  ELSIF TG_OP ${EQ} 'DELETE' THEN
-    ${into} SELECT ${keys}, ${meta} FROM old_rows;
-  ELSE
+  IF TG_OP ${EQ} 'TRUNCATE' THEN
     INSERT INTO ${s}.truncates (table_schema, table_name, txid, changed_at, applied_by, origin)
     VALUES (${literal(t.schema)}, ${literal(t.name)}, ${meta});
+  ELSE
+    ${changes.replace(/\n/g, '\n  ')}
   END IF;
   PERFORM pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))});
   RETURN NULL;
@@ -111,13 +139,15 @@ function movedKeys(t: TableInfo, meta: string): string {
   return `SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t.key, t.keyOps, 'n', 'o')})`;
 }
 
-export function triggersSql(schema: string, t: TableInfo): string[] {
+export function triggersSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string[] {
   const fn = `${ident(schema)}.${ident(captureFunctionName(t))}()`;
   const on = qualified(t);
+  const rows = (event: string, transition: string) =>
+    mode === 'row' ? `AFTER ${event} ON ${on} FOR EACH ROW` : `AFTER ${event} ON ${on} REFERENCING ${transition} FOR EACH STATEMENT`;
   return [
-    `CREATE TRIGGER ${ident(triggerName(schema, '_ins'))} AFTER INSERT ON ${on} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_upd'))} AFTER UPDATE ON ${on} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
-    `CREATE TRIGGER ${ident(triggerName(schema, '_del'))} AFTER DELETE ON ${on} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_ins'))} ${rows('INSERT', 'NEW TABLE AS new_rows')} EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_upd'))} ${rows('UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows')} EXECUTE FUNCTION ${fn}`,
+    `CREATE TRIGGER ${ident(triggerName(schema, '_del'))} ${rows('DELETE', 'OLD TABLE AS old_rows')} EXECUTE FUNCTION ${fn}`,
     `CREATE TRIGGER ${ident(triggerName(schema, '_trunc'))} AFTER TRUNCATE ON ${on} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}`,
   ];
 }
@@ -142,6 +172,6 @@ export function ownershipSql(schema: string, t: TableInfo, ownerCanCreate: boole
 }
 
 /** Everything that captures a new table, in order (for install and for review). */
-export function captureSql(schema: string, t: TableInfo): string[] {
-  return [deltaTableSql(schema, t), captureFunctionSql(schema, t), ...triggersSql(schema, t)];
+export function captureSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string[] {
+  return [deltaTableSql(schema, t), captureFunctionSql(schema, t, mode), ...triggersSql(schema, t, mode)];
 }

@@ -13,7 +13,7 @@ import { PgferryError } from '../errors.js';
 import { readTable, relationExists, type TableInfo } from '../catalog/tables.js';
 import { displayName, ident, qualified } from '../sql/ident.js';
 import { TRIGGER_SUFFIXES, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
-import { CAPTURE_VERSION, captureFunctionSql, captureSql, keyColumnType, keyMovedError, ownershipSql, triggersSql } from './ddl.js';
+import { CAPTURE_VERSION, captureFunctionSql, captureSql, keyColumnType, keyMovedError, ownershipSql, triggersSql, type CaptureMode } from './ddl.js';
 import { LATEST_VERSION, migrations } from './migrations.js';
 
 const debug = createDebug('pgferry:install');
@@ -58,34 +58,57 @@ export async function migrate(c: Queryable, schema: string, database: string): P
  * up to date: the current function and triggers, and key columns of the delta table widened
  * to the table's key types.
  */
-export async function installCapture(c: Queryable, schema: string, database: string, sync: string, tables: TableInfo[]): Promise<void> {
+export async function installCapture(
+  c: Queryable,
+  schema: string,
+  database: string,
+  sync: string,
+  tables: TableInfo[],
+  mode: CaptureMode = 'row',
+): Promise<void> {
   await migrate(c, schema, database);
   const s = ident(schema);
   const me = (await c.query<{ u: string }>(`SELECT current_user::text AS u`)).rows[0]!.u;
-  for (const t of tables) {
-    if (t.kind !== 'table') continue;
-    const existing = await c.query<{ key_columns: string[]; capture_version: number; key_types: string[] | null }>(
-      `SELECT key_columns, capture_version, key_types FROM ${s}.captured WHERE table_schema = $1 AND table_name = $2`,
-      [t.schema, t.name],
-    );
-    const have = existing.rows[0];
-    if (have && have.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, have.key_columns, database);
+  const captured = tables.filter((t) => t.kind === 'table');
+  const existing = new Map<TableInfo, Captured>();
+  for (const t of captured) {
+    const have = (await c.query<Captured>(
+      `SELECT key_columns, capture_version, key_types, capture_mode,
+              (SELECT pg_catalog.array_agg(st.sync ORDER BY st.sync) FROM ${s}.sync_tables st
+                WHERE st.table_schema = c.table_schema AND st.table_name = c.table_name AND st.sync <> $3) AS others
+         FROM ${s}.captured c WHERE table_schema = $1 AND table_name = $2`,
+      [t.schema, t.name, sync],
+    )).rows[0];
+    if (!have) continue;
+    if (have.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, have.key_columns, database);
+    if (have.capture_mode !== mode && have.others?.length) {
+      throw new PgferryError(
+        'CONFIG_INVALID',
+        `Table ${displayName(t)} on database "${database}" is captured with capture '${have.capture_mode}' for sync "${have.others[0]}"; sync "${sync}" asks for '${mode}'. Give every sync of the table the same capture.`,
+        { database, sync, table: displayName(t), issues: [{ path: 'capture', message: `sync "${have.others[0]}" captures ${displayName(t)} with '${have.capture_mode}'` }] },
+      );
+    }
+    existing.set(t, have);
+  }
+  for (const t of captured) {
+    const have = existing.get(t);
     const keyTypes = t.key.map((k) => keyColumnType(t, k));
     if (!have) {
-      debug('%s: capturing %s', database, displayName(t));
-      for (const stmt of captureSql(schema, t)) await c.query(stmt);
+      debug('%s: capturing %s (%s-level)', database, displayName(t), mode);
+      for (const stmt of captureSql(schema, t, mode)) await c.query(stmt);
       await c.query(
-        `INSERT INTO ${s}.captured (table_schema, table_name, delta_table, key_columns, capture_version, key_types) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [t.schema, t.name, deltaTableName(t), t.key, CAPTURE_VERSION, keyTypes],
+        `INSERT INTO ${s}.captured (table_schema, table_name, delta_table, key_columns, capture_version, key_types, capture_mode) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [t.schema, t.name, deltaTableName(t), t.key, CAPTURE_VERSION, keyTypes, mode],
       );
     } else {
-      if (have.capture_version < CAPTURE_VERSION) await upgradeCapture(c, schema, database, t);
+      if (have.capture_version < CAPTURE_VERSION || have.capture_mode !== mode) await replaceCapture(c, schema, database, t, mode);
       if ((have.key_types ?? []).join('\0') !== keyTypes.join('\0')) await alignDeltaKeys(c, schema, database, t);
-      await c.query(`UPDATE ${s}.captured SET capture_version = $3, key_types = $4 WHERE table_schema = $1 AND table_name = $2`, [
+      await c.query(`UPDATE ${s}.captured SET capture_version = $3, key_types = $4, capture_mode = $5 WHERE table_schema = $1 AND table_name = $2`, [
         t.schema,
         t.name,
         CAPTURE_VERSION,
         keyTypes,
+        mode,
       ]);
     }
     await handOver(c, schema, database, t, me);
@@ -100,12 +123,25 @@ export async function installCapture(c: Queryable, schema: string, database: str
   if (!old.rowCount) await c.query(`DROP FUNCTION IF EXISTS ${s}.capture_truncate()`);
 }
 
-/** Replaces an older capture function and its TRUNCATE trigger with the current ones. */
-async function upgradeCapture(c: Queryable, schema: string, database: string, t: TableInfo): Promise<void> {
-  debug('%s: upgrading the capture of %s', database, displayName(t));
-  await c.query(captureFunctionSql(schema, t));
-  await c.query(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema, '_trunc'))} ON ${qualified(t)}`);
-  await c.query(triggersSql(schema, t)[3]!);
+/** A captured table's registry row (and the other syncs that read it). */
+interface Captured {
+  key_columns: string[];
+  capture_version: number;
+  key_types: string[] | null;
+  capture_mode: CaptureMode;
+  others: string[] | null;
+}
+
+/**
+ * Replaces an older capture function and its triggers with the current ones, in `mode`. The
+ * delta table and its pending deltas stay; the install transaction holds the table's lock,
+ * so no write falls between the old triggers and the new.
+ */
+async function replaceCapture(c: Queryable, schema: string, database: string, t: TableInfo, mode: CaptureMode): Promise<void> {
+  debug('%s: capture of %s becomes version %d, %s-level', database, displayName(t), CAPTURE_VERSION, mode);
+  await c.query(captureFunctionSql(schema, t, mode));
+  for (const suffix of TRIGGER_SUFFIXES) await c.query(`DROP TRIGGER IF EXISTS ${ident(triggerName(schema, suffix))} ON ${qualified(t)}`);
+  for (const stmt of triggersSql(schema, t, mode)) await c.query(stmt);
 }
 
 /** Gives the capture function to the table's owner when it is not the installer (invariant 10). */

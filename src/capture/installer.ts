@@ -35,7 +35,7 @@ export class Installer {
     for (const [plan, perDb] of checked) {
       for (const [name, tables] of perDb) {
         if (!tables.some((t) => t.kind === 'table')) continue; // full copies need no capture
-        await this.#dbs.get(name)!.transaction((c) => installCapture(c, this.#schema, name, plan.name, tables));
+        await this.#dbs.get(name)!.transaction((c) => installCapture(c, this.#schema, name, plan.name, tables, plan.config.capture));
       }
     }
     for (const name of receivers) await this.#dbs.get(name)!.transaction((c) => migrate(c, this.#schema, name));
@@ -44,7 +44,7 @@ export class Installer {
   /** The DDL install() runs for a sync's tables, for review. Changes nothing. */
   async sql(plan: SyncPlan): Promise<string> {
     const first = [...(await this.#readSources(plan)).values()][0] ?? [];
-    return first.flatMap((t) => (t.kind === 'table' ? captureSql(this.#schema, t) : [])).join(';\n\n') + ';\n';
+    return first.flatMap((t) => (t.kind === 'table' ? captureSql(this.#schema, t, plan.config.capture) : [])).join(';\n\n') + ';\n';
   }
 
   /**

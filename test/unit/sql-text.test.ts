@@ -43,8 +43,8 @@ describe('sql text', () => {
     expect(triggerName('pgferry', '_trunc')).toBe('pgferry_capture_trunc');
   });
 
-  it('capture DDL: a delta table with the key in its own types, one function, four triggers', () => {
-    const ddl = captureSql('my schema', ODD);
+  it('capture DDL, statement-level: a delta table with the key in its own types, one function, four triggers', () => {
+    const ddl = captureSql('my schema', ODD, 'statement');
     expect(ddl).toHaveLength(6);
     const [table, fn, ins, upd, del, trunc] = ddl;
     expect(table).toContain(`CREATE TABLE "my schema"."${deltaTableName(ODD)}"`);
@@ -64,7 +64,7 @@ describe('sql text', () => {
     // Moved keys by a set operation (linear whatever plan the session cached), or, for a key
     // whose index has another operator class, by an anti-join on the key's own operators.
     expect(fn).toContain('FROM (SELECT "Id", "k2" FROM old_rows EXCEPT ALL SELECT "Id", "k2" FROM new_rows) m');
-    const custom = captureSql('my schema', { ...ODD, keyOpsDefault: false })[1]!;
+    const custom = captureSql('my schema', { ...ODD, keyOpsDefault: false }, 'statement')[1]!;
     expect(custom).toContain('n."Id" OPERATOR(pg_catalog.=) o."Id" AND n."k2" OPERATOR(pg_catalog.=) o."k2"');
     expect(custom).not.toContain('EXCEPT');
     expect(ins).toContain('AFTER INSERT ON "Odd ""S"""."Tbl ñ" REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT');
@@ -72,6 +72,25 @@ describe('sql text', () => {
     expect(del).toContain('AFTER DELETE');
     expect(trunc).toMatch(/AFTER TRUNCATE ON "Odd ""S"""\."Tbl ñ" FOR EACH STATEMENT EXECUTE FUNCTION "my schema"\."capture_[0-9a-f]{8}"\(\)/);
     expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
+  });
+
+  it('capture DDL, row-level (the default): one INSERT per row, the old key too when an UPDATE moved it', () => {
+    const ddl = captureSql('my schema', { ...ODD, keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR("my ops".=)'], keyOpsDefault: false });
+    expect(ddl).toHaveLength(6);
+    const [, fn, ins, upd, del, trunc] = ddl;
+    expect(fn).toMatch(/SECURITY DEFINER AS/);
+    expect(fn).not.toMatch(/\bSET\b|new_rows|old_rows/);
+    expect(fn).toContain('VALUES (NEW."Id", NEW."k2", pgferry_xid, pgferry_at, pgferry_by, pgferry_origin)');
+    expect(fn).toContain('VALUES (OLD."Id", OLD."k2", pgferry_xid');
+    // The key moved when the key index's own operators say so.
+    expect(fn).toContain(`TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT (OLD."Id" OPERATOR(pg_catalog.=) NEW."Id" AND OLD."k2" OPERATOR("my ops".=) NEW."k2")`);
+    expect(fn!.replaceAll(':=', '').replace(/OPERATOR\([a-z_" ]+\.=\)/g, '')).not.toMatch(/[=<>]/);
+    expect(fn).toContain(`pg_catalog.pg_notify('my schema', 'Odd "S".Tbl ñ')`);
+    expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
+    expect(ins).toMatch(/AFTER INSERT ON "Odd ""S"""\."Tbl ñ" FOR EACH ROW EXECUTE FUNCTION "my schema"\."capture_[0-9a-f]{8}"\(\)$/);
+    expect(upd).toContain('AFTER UPDATE ON "Odd ""S"""."Tbl ñ" FOR EACH ROW');
+    expect(del).toContain('AFTER DELETE ON "Odd ""S"""."Tbl ñ" FOR EACH ROW');
+    expect(trunc).toContain('AFTER TRUNCATE ON "Odd ""S"""."Tbl ñ" FOR EACH STATEMENT');
   });
 
   it('migrations quote the library schema everywhere', () => {
