@@ -104,6 +104,23 @@ describe('switching and upgrading capture', () => {
     expect(await tableContents(b!, 'public.t')).toEqual(['(1,x)']);
   });
 
+  it('a library schema of the previous release (version 4) keeps running; install() migrates it and makes its capture row-level', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
+    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], capture: 'statement' });
+    await a!.sql(`ALTER TABLE pgferry.captured DROP COLUMN capture_mode; UPDATE pgferry.version SET version = 4; UPDATE pgferry.captured SET capture_version = 3`);
+    await a!.sql(`INSERT INTO public.t VALUES (1, 'before the upgrade')`);
+    expect((await kick(rep)).status).toBe('ok');
+    await rep.stop();
+    const upgraded = await replicators.installed([a!, b!], { tables: ['public.t'] });
+    expect(await a!.sql(`SELECT max(version) AS v FROM pgferry.version`)).toEqual([{ v: 5 }]);
+    expect(await a!.sql(`SELECT capture_mode, capture_version FROM pgferry.captured`)).toEqual([{ capture_mode: 'row', capture_version: 4 }]);
+    expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
+    await a!.sql(`UPDATE public.t SET v = 'after the upgrade'`);
+    expect((await kick(upgraded)).status).toBe('ok');
+    expect(await tableContents(b!, 'public.t')).toEqual(['(1,"after the upgrade")']);
+  });
+
   it('two syncs that disagree about a table: the second install is refused, naming both, and changes nothing', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);

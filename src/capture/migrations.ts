@@ -119,3 +119,10 @@ ALTER TABLE ${s}.captured ADD COLUMN capture_mode text NOT NULL DEFAULT 'stateme
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
+
+/**
+ * The oldest library schema a run works with (older ones need install() first). Migration 5
+ * records each table's capture shape, which only install() reads: a run keeps working on a
+ * database whose install() has not been repeated since the upgrade.
+ */
+export const RUN_SCHEMA_VERSION = 4;

@@ -12,7 +12,7 @@
 import createDebug from 'debug';
 import type { TableInfo } from '../catalog/tables.js';
 import { MIN_CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/ddl.js';
-import { LATEST_VERSION } from '../capture/migrations.js';
+import { RUN_SCHEMA_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import { displayName, ident } from '../sql/ident.js';
@@ -65,10 +65,10 @@ export async function openSource(session: Session, schema: string, sync: string,
     [sync, snapshot],
   );
   const first = r.rows[0]!;
-  if (first.version < LATEST_VERSION) {
+  if (first.version < RUN_SCHEMA_VERSION) {
     throw new PgferryError(
       'NOT_INSTALLED',
-      `The pgferry schema "${schema}" on database "${session.name}" is version ${first.version}, older than this release (${LATEST_VERSION}). Call install() to upgrade it (pending changes are kept).`,
+      `The pgferry schema "${schema}" on database "${session.name}" is version ${first.version}, older than this release needs (${RUN_SCHEMA_VERSION}). Call install() to upgrade it (pending changes are kept).`,
       { sync, database: session.name },
     );
   }

@@ -11,7 +11,6 @@
 import createDebug from 'debug';
 import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
-import { LATEST_VERSION } from '../capture/migrations.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';

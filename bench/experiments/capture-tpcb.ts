@@ -1,0 +1,98 @@
+/**
+ * Experiment (not part of the suite): what each capture shape costs pgbench TPC-B. Interleaved
+ * pgbench runs on copies of one TPC-B database (scale 10, -c 4 -j 2, prepared, commits not
+ * waiting for the disk), each with a
+ * different capture installed on the four pgbench tables:
+ *
+ * - none: no triggers;
+ * - row / statement: pgferry's capture as install() makes it, `capture: 'row'` / `'statement'`;
+ * - row, no notify: the row-level function without its pg_notify;
+ * - statement, empty body: the statement-level triggers (transition tables) with a function
+ *   that only returns;
+ * - statement, no transition tables: statement-level triggers without REFERENCING, empty body.
+ *
+ *   npx tsx bench/experiments/capture-tpcb.ts [--seconds=8] [--trials=3] [--only=none+row]
+ */
+import { Replicator } from '../../src/index.js';
+import { startEmbeddedServer } from '../../tools/pg-servers.js';
+import { createDb, type BenchDb, type BenchServer } from '../lib/pg.js';
+import { findClientTools, pgbenchRun } from '../lib/pgbench.js';
+import { prepare, tpcbDatabase, TABLES } from '../scenarios/overhead.js';
+
+const arg = (name: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
+
+const VARIANTS = ['none', 'row', 'statement', 'row, no notify', 'statement, empty body', 'statement, no transition tables'] as const;
+type Variant = (typeof VARIANTS)[number];
+
+/** The capture functions install() made in `db`, rewritten by `edit`. */
+async function rewriteFunctions(db: BenchDb, edit: (def: string) => string): Promise<void> {
+  const fns = await db.sql<{ def: string }>(
+    `SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgferry' AND p.proname LIKE 'capture\\_%'`,
+  );
+  for (const f of fns) await db.sql(edit(f.def));
+}
+
+async function setUp(server: BenchServer, v: Variant, tools: NonNullable<Awaited<ReturnType<typeof findClientTools>>>): Promise<BenchDb> {
+  const db = await createDb(server, 'ct');
+  // Commits do not wait for the disk: its flush times vary far more than capture costs here.
+  await db.sql(`ALTER DATABASE ${db.name} SET synchronous_commit = off`);
+  await tpcbDatabase(tools, db, 10);
+  if (v === 'none') return db;
+  const tgt = await createDb(server, 'ctt');
+  const rep = new Replicator();
+  await rep.addDatabase('src', db.url);
+  await rep.addDatabase('tgt', tgt.url);
+  await rep.addSync('s', { tables: TABLES, databases: { src: 'source', tgt: 'target' }, capture: v.startsWith('row') ? 'row' : 'statement' });
+  await rep.install();
+  await rep.stop();
+  if (v === 'row, no notify') await rewriteFunctions(db, (f) => f.replace(/PERFORM pg_catalog\.pg_notify\([^;]*\);/, ''));
+  if (v === 'statement, empty body') await rewriteFunctions(db, (f) => f.replace(/\nBEGIN[\s\S]*END\s*\$pgferry\$/, '\nBEGIN RETURN NULL; END $pgferry$'));
+  if (v === 'statement, no transition tables') {
+    await db.sql(`CREATE FUNCTION pgferry.empty() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$`);
+    for (const t of TABLES) {
+      for (const suffix of ['_ins', '_upd', '_del']) await db.sql(`DROP TRIGGER "pgferry_capture${suffix}" ON ${t}`);
+      await db.sql(`CREATE TRIGGER st AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION pgferry.empty()`);
+    }
+  }
+  return db;
+}
+
+async function main(): Promise<void> {
+  const seconds = arg('seconds', 8);
+  const trials = arg('trials', 3);
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split('+');
+  const tools = await findClientTools();
+  if (!tools) throw new Error('pgbench not found (Debian: postgresql-client-15)');
+  const h = await startEmbeddedServer({ fast: false });
+  try {
+    const server: BenchServer = { id: 'a', url: h.url, version: String(h.version) };
+    const variants = VARIANTS.filter((v) => !only || only.includes(v));
+    const dbs: { v: Variant; db: BenchDb }[] = [];
+    for (const v of variants) dbs.push({ v, db: await setUp(server, v, tools) });
+    const tps = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+    for (let trial = 0; trial < trials; trial++) {
+      // Rotating order, so that drift over time hits every variant alike.
+      for (let i = 0; i < dbs.length; i++) {
+        const { v, db } = dbs[(i + trial) % dbs.length]!;
+        await prepare(db);
+        const r = await pgbenchRun(tools, db, ['-n', '-c', '4', '-j', '2', '-M', 'prepared', '-T', String(seconds)]);
+        tps.get(v)!.push(r.tps);
+        console.error(`trial ${trial + 1}/${trials} ${v}: ${r.tps.toFixed(0)} tps`);
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const base = median(tps.get('none') ?? [NaN]);
+    console.log(`| capture | TPS, median of ${trials} | runs | vs none |`);
+    console.log('|---|---|---|---|');
+    for (const [v, xs] of tps) {
+      console.log(`| ${v} | ${median(xs).toFixed(0)} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${(100 * (1 - median(xs) / base)).toFixed(0)} % lower |`);
+    }
+  } finally {
+    await h.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
