@@ -9,7 +9,8 @@
  *   npx tsx bench/experiments/capture-micro.ts [--trials=7] [--n=5000]
  */
 import { readTable } from '../../src/catalog/tables.js';
-import { captureFunctionSql, deltaTableSql, triggersSql } from '../../src/capture/ddl.js';
+import type { TableInfo } from '../../src/catalog/tables.js';
+import { captureFunctionSql, deltaTableSql, triggersSql, type CaptureMode } from '../../src/capture/ddl.js';
 import { startEmbeddedServer } from '../../tools/pg-servers.js';
 import { createDb, withClient, type BenchServer } from '../lib/pg.js';
 
@@ -17,28 +18,9 @@ const arg = (name: string, d: number) => Number(process.argv.find((a) => a.start
 
 const SCHEMA = 'pgferry';
 
-/** The statement-level function as installed, rewritten. */
+/** A capture function as installed, rewritten. */
 type Rewrite = (fn: string) => string;
-const noSet: Rewrite = (f) => f.replace(' SET search_path = pg_catalog, pg_temp', '');
 const noNotify: Rewrite = (f) => f.replace(/PERFORM pg_catalog\.pg_notify\([^;]*\);/, '');
-
-/** A FOR EACH ROW function writing the same delta row (key, txid, time, applied_by, origin). */
-function rowLevel(set: boolean): string {
-  const meta = `pg_catalog.pg_current_xact_id(), pg_catalog.clock_timestamp(),
-       NULLIF(pg_catalog.current_setting('pgferry.applied_by', true), ''), NULLIF(pg_catalog.current_setting('pgferry.origin', true), '')`;
-  return `CREATE OR REPLACE FUNCTION ${SCHEMA}.rl_capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER ${set ? 'SET search_path = pg_catalog, pg_temp' : ''} AS $f$
-BEGIN
-  IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
-    INSERT INTO ${SCHEMA}.d (id, txid, changed_at, applied_by, origin) VALUES (OLD.id, ${meta});
-  ELSE
-    INSERT INTO ${SCHEMA}.d (id, txid, changed_at, applied_by, origin) VALUES (NEW.id, ${meta});
-    IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.id OPERATOR(pg_catalog.<>) NEW.id THEN
-      INSERT INTO ${SCHEMA}.d (id, txid, changed_at, applied_by, origin) VALUES (OLD.id, ${meta});
-    END IF;
-  END IF;
-  RETURN NULL;
-END $f$`;
-}
 
 /** Row-level, the delta table's defaults filling txid, time and origin: one INSERT of the key. */
 function rowDefaults(): string {
@@ -58,19 +40,20 @@ END $f$`;
 
 interface Shape {
   name: string;
-  install: (stmtFn: string) => string[];
+  /** Statements that install the shape, given the table and delta names rewritten to `d`. */
+  install: (t: TableInfo) => string[];
 }
 
-const stmt = (rw: Rewrite): Shape['install'] => (fn) => [rw(fn)];
+const d = (sql: string) => sql.replace(/delta_\w+/g, 'd');
+/** pgferry's capture in `mode`, as install() makes it (its function rewritten by `rw`). */
+const installed = (mode: CaptureMode, rw: Rewrite = (f) => f): Shape['install'] => (t) => [rw(d(captureFunctionSql(SCHEMA, t, mode))), ...triggersSql(SCHEMA, t, mode)];
 const SHAPES: Shape[] = [
   { name: 'none', install: () => [] },
-  { name: 'stmt (as installed)', install: stmt((f) => f) },
-  { name: 'stmt, no SET', install: stmt(noSet) },
-  { name: 'stmt, no notify', install: stmt(noNotify) },
-  { name: 'stmt, no SET, no notify', install: stmt((f) => noNotify(noSet(f))) },
-  { name: 'row, SET, no notify', install: () => [rowLevel(true)] },
-  { name: 'row, no SET, no notify', install: () => [rowLevel(false)] },
-  { name: 'row, defaults', install: () => [rowDefaults()] },
+  { name: "capture 'statement'", install: installed('statement') },
+  { name: "capture 'statement', no notify", install: installed('statement', noNotify) },
+  { name: "capture 'row'", install: installed('row') },
+  { name: "capture 'row', no notify", install: installed('row', noNotify) },
+  { name: 'row, key only (delta defaults fill the rest)', install: () => [rowDefaults(), `CREATE TRIGGER rl AFTER INSERT OR UPDATE OR DELETE ON public.t FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.rl_capture()`] },
 ];
 
 async function main(): Promise<void> {
@@ -90,16 +73,13 @@ async function main(): Promise<void> {
       await c.query(`ALTER TABLE ${SCHEMA}.d ALTER txid SET DEFAULT pg_catalog.pg_current_xact_id(), ALTER changed_at SET DEFAULT pg_catalog.clock_timestamp(),
         ALTER applied_by SET DEFAULT NULLIF(pg_catalog.current_setting('pgferry.applied_by', true), ''),
         ALTER origin SET DEFAULT NULLIF(pg_catalog.current_setting('pgferry.origin', true), '')`);
-      const fn = captureFunctionSql(SCHEMA, t).replace(/delta_\w+/g, 'd');
       const ms = new Map<string, { single: number[]; bulk: number[] }>(SHAPES.map((s) => [s.name, { single: [], bulk: [] }]));
       for (let trial = 0; trial < trials; trial++) {
         for (const shape of SHAPES) {
           await c.query(`DROP TRIGGER IF EXISTS rl ON public.t; DROP FUNCTION IF EXISTS ${SCHEMA}.rl_capture()`);
           for (const tr of ["_ins", "_upd", "_del", "_trunc"]) await c.query(`DROP TRIGGER IF EXISTS "pgferry_capture${tr}" ON public.t`);
           await c.query(`TRUNCATE ${SCHEMA}.d`);
-          for (const sql of shape.install(fn)) await c.query(sql);
-          if (shape.name.startsWith('stmt')) for (const sql of triggersSql(SCHEMA, t)) await c.query(sql);
-          if (shape.name.startsWith('row')) await c.query(`CREATE TRIGGER rl AFTER INSERT OR UPDATE OR DELETE ON public.t FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.rl_capture()`);
+          for (const sql of shape.install(t)) await c.query(sql);
           await c.query('VACUUM public.t');
           const t0 = performance.now();
           await c.query(`DO $$ BEGIN

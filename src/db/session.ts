@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { isConnectionError } from '../errors.js';
 import { ident, literal } from '../sql/ident.js';
@@ -14,6 +15,11 @@ export class Session {
   #closed = false;
   /** Temporary tables created in the open transaction: name → definition. */
   #createdTemp = new Map<string, string>();
+  /**
+   * Temporary tables handed out in the open transaction, which may hold rows. The others are
+   * empty: they delete their rows at every commit, and a rollback takes back what was written.
+   */
+  #filledTemp = new Set<string>();
   #settings = new Map<string, string>();
   /** Savepoints open in the transaction, each with the settings as they were when it was set. */
   #savepoints: { name: string; settings: Map<string, string> }[] = [];
@@ -43,8 +49,21 @@ export class Session {
 
   /** Runs one statement; `types` overrides how result values are parsed. */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], types?: pg.CustomTypesConfig): Promise<pg.QueryResult<R>> {
+    return this.#send<R>({ text, ...(values && { values }), ...(types && { types }) });
+  }
+
+  /**
+   * Runs one statement as a prepared statement of this connection (named by its text), so
+   * that runs after the first few reuse its plan instead of planning it again. Only for
+   * statements whose result columns never change (no `*` over a user's table).
+   */
+  async prepared<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.#send<R>({ name: `pgferry:${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text, values });
+  }
+
+  async #send<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
     try {
-      return await (types ? this.client.query<R>({ text, ...(values && { values }), types }) : this.client.query<R>(text, values));
+      return await this.client.query<R>(config);
     } catch (err) {
       this.noteError(err);
       // Where it happened, for whoever decides what to do about it (e.g. a deadlock on a source).
@@ -65,17 +84,26 @@ export class Session {
   /**
    * Begins a transaction (one round trip) with the pinned settings (db/settings.ts), so that
    * names resolve and values print the same whatever the role's defaults, and optional
-   * transaction-local `settings`.
+   * transaction-local `settings`. `first`, one statement without parameters, runs in the same
+   * round trip as the transaction's first statement; its rows are returned.
    */
-  async begin(isolation: 'read committed' | 'repeatable read' = 'read committed', settings: Record<string, string> = {}): Promise<void> {
+  async begin<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    isolation: 'read committed' | 'repeatable read' = 'read committed',
+    settings: Record<string, string> = {},
+    first?: string,
+  ): Promise<R[]> {
     const extra = Object.entries(settings).map(([k, v]) => `SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, true);`);
-    await this.query(
-      `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
-       ${pinSql('local')} SET LOCAL work_mem = '64MB'; ${extra.join(' ')}`,
-    );
+    // In a transaction from here on, even if a statement after BEGIN fails: close() rolls back.
     this.#inTx = true;
     this.#settings = new Map(Object.entries(settings));
     this.#savepoints = [];
+    this.#filledTemp.clear();
+    const r = await this.query(
+      `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
+       ${pinSql('local')} SET LOCAL work_mem = '64MB'; ${extra.join(' ')}${first ? ` ${first}` : ''}`,
+    );
+    const results = r as unknown as pg.QueryResult<R> | pg.QueryResult<R>[];
+    return first ? (Array.isArray(results) ? results.at(-1)! : results).rows : [];
   }
 
   /** Sets a transaction-local setting, skipping the round trip when it already has that value. */
@@ -121,6 +149,7 @@ export class Session {
     this.#inTx = false;
     this.#settings.clear();
     this.#savepoints = [];
+    this.#filledTemp.clear();
     const known = tempTablesOf(this.client);
     for (const [name, def] of this.#createdTemp) known.set(name, def);
     this.#createdTemp.clear();
@@ -130,11 +159,14 @@ export class Session {
    * Makes an empty temporary table from `createSql` (a CREATE TEMP TABLE ... ON COMMIT DELETE
    * ROWS statement). A pooled connection keeps its temporary tables between runs, so when this
    * backend already has one of the same definition it is reused (emptied), which spares the
-   * catalog writes of creating it again on every run.
+   * catalog writes of creating it again on every run, and one used before in the same
+   * transaction is emptied; otherwise it is empty already (ON COMMIT DELETE ROWS).
    */
   async tempTable(name: string, createSql: string): Promise<void> {
+    const filled = this.#filledTemp.has(name);
+    this.#filledTemp.add(name);
     if (this.#createdTemp.get(name) === createSql || (!this.#createdTemp.has(name) && tempTablesOf(this.client).get(name) === createSql)) {
-      await this.query(`DELETE FROM pg_temp.${ident(name)}`);
+      if (filled || !this.#inTx) await this.query(`DELETE FROM pg_temp.${ident(name)}`);
       return;
     }
     tempTablesOf(this.client).delete(name);
@@ -161,6 +193,7 @@ export class Session {
     // Tables created in a rolled-back transaction are gone; so may be any the run dropped.
     for (const name of this.#createdTemp.keys()) tempTablesOf(this.client).delete(name);
     this.#createdTemp.clear();
+    this.#filledTemp.clear();
     if (!this.#inTx || this.#broken) return;
     this.#inTx = false;
     try {

@@ -15,7 +15,7 @@ import { MIN_CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/dd
 import { RUN_SCHEMA_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
-import { displayName, ident } from '../sql/ident.js';
+import { displayName, ident, literal } from '../sql/ident.js';
 import { deltaTableName } from '../sql/names.js';
 import type { SourceRead } from './reader.js';
 
@@ -34,24 +34,51 @@ interface Registry {
   version: number;
 }
 
-/** Opens the read transaction on a source and checks that the sync is installed there. */
-export async function openSource(session: Session, schema: string, sync: string, tables: TableInfo[], begin = true): Promise<SourceRead> {
-  if (begin) await session.begin('repeatable read');
-  if (tables.length === 0) {
-    // Nothing captured is needed (full copies only): the snapshot alone matters.
-    const r = await session.query<{ snapshot: string }>(`SELECT pg_current_snapshot()::text AS snapshot`);
-    return { session, snapshot: r.rows[0]!.snapshot, previous: null };
-  }
+/** What a source's read transaction learns in its first round trip (see probeSql). */
+export interface Probe {
+  snapshot: string;
+  installed: boolean;
+  /** With `generation`: this transaction's id, and the server and database that numbered it. */
+  g?: string;
+  origin?: string;
+}
+
+/**
+ * The first statement of a source's read transaction, sent with its BEGIN: the snapshot the
+ * run reads at, whether the library schema is there, and, with `generation`, the run's
+ * generation (see sync/read.ts).
+ */
+export function probeSql(schema: string, generation: boolean): string {
+  return `SELECT pg_catalog.pg_current_snapshot()::text AS snapshot,
+                 pg_catalog.to_regclass(${literal(`${ident(schema)}.sync_tables`)}) IS NOT NULL AS installed${generation ? `, ${GENERATION_COLUMNS}` : ''}`;
+}
+
+/** The run's generation: a transaction id of this server, and which server and database numbered it. */
+export const GENERATION_COLUMNS = `pg_catalog.pg_current_xact_id()::text AS g,
+            (SELECT system_identifier FROM pg_catalog.pg_control_system())::text || '/' ||
+            (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())::text AS origin`;
+
+/**
+ * Opens the read transaction on a source (unless `probe` says it was opened already, with
+ * probeSql) and checks that the sync is installed there.
+ */
+export async function openSource(
+  session: Session,
+  schema: string,
+  sync: string,
+  tables: TableInfo[],
+  options: { probe?: Probe; generation?: boolean } = {},
+): Promise<SourceRead> {
+  const probe = options.probe ?? (await session.begin<Probe>('repeatable read', {}, probeSql(schema, options.generation ?? false)))[0]!;
+  const { snapshot, installed } = probe;
+  const generation = probe.g === undefined ? undefined : { value: BigInt(probe.g), origin: probe.origin! };
+  // Nothing captured is needed (full copies only): the snapshot alone matters.
+  if (tables.length === 0) return { session, snapshot, previous: null, generation };
   const s = ident(schema);
-  const probe = await session.query<{ snapshot: string; installed: boolean }>(
-    `SELECT pg_current_snapshot()::text AS snapshot, to_regclass($1) IS NOT NULL AS installed`,
-    [`${s}.sync_tables`],
-  );
-  const { snapshot, installed } = probe.rows[0]!;
   if (!installed) throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
   // Rows as JSON, so that columns of a newer schema version are read without naming them
   // (an older schema is refused below, not broken by the query).
-  const r = await session.query<Registry>(
+  const r = await session.prepared<Registry>(
     `SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version, cap.key_columns,
             ARRAY(SELECT pg_catalog.jsonb_array_elements_text(pg_catalog.to_jsonb(cap) -> 'key_types')) AS key_types,
             w.snapshot::text AS previous, pg_catalog.to_jsonb(w) ->> 'system_id' AS system_id,
@@ -84,7 +111,7 @@ export async function openSource(session: Session, schema: string, sync: string,
     previous = null;
   }
   debug('%s: reading at %s (previous %s)', session.name, snapshot, previous);
-  return { session, snapshot, previous };
+  return { session, snapshot, previous, generation };
 }
 
 function notInstalled(session: Session, schema: string, sync: string, what: string): PgferryError {

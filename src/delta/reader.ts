@@ -13,7 +13,7 @@ import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
+import { displayName, ident, identList, literal, type QualifiedName } from '../sql/ident.js';
 import { deltaTableName, type TempNames } from '../sql/names.js';
 
 const debug = createDebug('pgferry:delta');
@@ -24,9 +24,11 @@ export interface SourceRead {
   snapshot: string;
   /** The watermark of the previous completed run, or null before the first. */
   previous: string | null;
+  /** When asked for (openSource), the run's generation from this read transaction (apply/fence.ts). */
+  generation?: { value: bigint; origin: string };
 }
 
-export { openSource } from './open.js';
+export { openSource, probeSql } from './open.js';
 
 /** What identifies the changes a sync reads: the library schema, the sync, and whether it cascades. */
 export interface ReadScope {
@@ -51,7 +53,7 @@ export async function collectKeys(src: SourceRead, scope: ReadScope, table: Tabl
     : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
   const values: unknown[] = [sync];
   if (src.previous !== null) values.push(src.previous);
-  const r = await src.session.query(
+  const r = await src.session.prepared(
     `INSERT INTO ${kt}
      SELECT ${keys}, max(changed_at),
             CASE WHEN min(coalesce(origin, '')) = max(coalesce(origin, '')) THEN max(origin) END,
@@ -99,7 +101,7 @@ export async function lastTruncate(src: SourceRead, scope: ReadScope, table: Qua
     : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
   const values: unknown[] = [sync, table.schema, table.name];
   if (src.previous !== null) values.push(src.previous);
-  const r = await src.session.query<{ micros: string | null }>(
+  const r = await src.session.prepared<{ micros: string | null }>(
     `SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text AS micros
        FROM ${ident(schema)}.truncates
       WHERE table_schema = $2 AND table_name = $3 AND ${since}
@@ -126,12 +128,11 @@ export async function advanceWatermark(src: SourceRead, schema: string, sync: st
   // as new against a newer one elsewhere: those commits wait for the disk (`durable`). The
   // server's identifier goes with it: a watermark restored onto another server is not trusted
   // (see open.ts).
-  if (!durable) await src.session.query(`SET LOCAL synchronous_commit = off`);
+  // One round trip: the values are literals (the snapshot is the server's own text).
   await src.session.query(
-    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
-     VALUES ($1, $2::pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system()))
-     ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = now()`,
-    [sync, src.snapshot],
+    `${durable ? '' : 'SET LOCAL synchronous_commit = off; '}INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
+     VALUES (${literal(sync)}, ${literal(src.snapshot)}::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system()))
+     ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = pg_catalog.now()`,
   );
 }
 

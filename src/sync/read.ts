@@ -9,7 +9,8 @@ import { orderByDependencies, type TableInfo } from '../catalog/tables.js';
 import type { Generation } from '../apply/fence.js';
 import { runLock, type LockKey } from '../db/locks.js';
 import type { Session } from '../db/session.js';
-import { openSource } from '../delta/reader.js';
+import { openSource, probeSql } from '../delta/reader.js';
+import { GENERATION_COLUMNS, type Probe } from '../delta/open.js';
 import { PgferryError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
 import { checkPartialOnSource } from '../partial.js';
@@ -21,14 +22,17 @@ import { travellingColumns } from './partial.js';
 export async function readSources(run: Run): Promise<void> {
   const sessions = await lockSources(run.sources, runLock(run.deps.schema, run.sync), (name) => run.open(name));
   const [firstName] = run.sources;
+  // The generation comes from the source locked first, in its read transaction's first round trip.
+  const numbering = lockOrder(run.sources)[0]!;
   const first = sessions.get(firstName!)!;
-  await first.begin('repeatable read');
+  const [probe] = await first.begin<Probe>('repeatable read', {}, probeSql(run.deps.schema, numbering === firstName));
   run.relations.push(...(await first.db.catalog.require(first.client, run.plan.relations, first.name)));
   const tables = run.relations.filter((t) => t.kind === 'table');
   for (const name of run.sources) {
-    run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], name !== firstName));
+    const options = name === firstName ? { probe } : { generation: name === numbering };
+    run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], options));
   }
-  run.generation = await generation(sessions.get(lockOrder(run.sources)[0]!)!);
+  run.generation = run.reads.get(numbering)!.generation!;
   if (run.incremental) for (const t of tables) if (t.key.length === 0) throw noKey(t, first.name);
   run.tables = orderByDependencies(tables).map((info, i) => newRunTable(info, i, partialOf(run.plan, displayName(info)), first.name));
   await checkFilters(run, first);
@@ -60,11 +64,7 @@ export async function lockSources(sources: readonly string[], key: LockKey, open
  * even when the run fails. Its origin names that server and database.
  */
 export async function generation(session: Session): Promise<Generation> {
-  const r = await session.query<{ g: string; origin: string }>(
-    `SELECT pg_catalog.pg_current_xact_id()::text AS g,
-            (SELECT system_identifier FROM pg_catalog.pg_control_system())::text || '/' ||
-            (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())::text AS origin`,
-  );
+  const r = await session.query<{ g: string; origin: string }>(`SELECT ${GENERATION_COLUMNS}`);
   return { value: BigInt(r.rows[0]!.g), origin: r.rows[0]!.origin };
 }
 
