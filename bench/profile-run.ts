@@ -3,7 +3,7 @@
  * one-row change and of an N-row change (default 100k), on two fresh embedded servers with
  * durable settings, and prints the queries by total time.
  *
- *   npx tsx bench/profile-run.ts [--rows=100000] [--big=1] [--fast]
+ *   npx tsx bench/profile-run.ts [--rows=100000] [--big=1] [--fast] [--chunk=N]
  *
  * --big=N does N whole-table kicks (VACUUM and CHECKPOINT before each, as the bulk scenario).
  */
@@ -75,7 +75,8 @@ async function main(): Promise<void> {
     const rep = new Replicator();
     await rep.addDatabase('src', src.url);
     await rep.addDatabase('tgt', tgt.url);
-    await rep.addSync('p', { tables: ['t'], databases: { src: 'source', tgt: 'target' }, autokick: false });
+    const chunk = process.argv.find((a) => a.startsWith('--chunk='))?.slice(8);
+    await rep.addSync('p', { tables: ['t'], databases: { src: 'source', tgt: 'target' }, autokick: false, ...(chunk && { chunkSize: Number(chunk) }) });
     await rep.install();
     await rep.kick('p'); // warm the pools
     for (let i = 0; i < 3; i++) {

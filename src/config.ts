@@ -138,7 +138,7 @@ export const syncConfigSchema = z.strictObject({
   cascade: z.boolean().default(false),
   onException: fnSchema<ExceptionHandler>('an async function (ctx) => "retry" | "fail"').optional(),
   /** Most changed keys applied per table in one transaction; larger backlogs go in several chunks. */
-  chunkSize: z.number().int().positive().default(100_000),
+  chunkSize: z.number().int().positive().default(1_000_000),
   /**
    * How the sources capture changes: 'row' (row-level triggers, cheapest for single-row
    * statements) or 'statement' (statement-level triggers with transition tables, cheapest for
