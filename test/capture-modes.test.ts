@@ -5,7 +5,7 @@
  * that disagree about a table, and brings older captures to the current version.
  */
 import { describe, expect, it } from 'vitest';
-import { createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { deltaTableName } from '../src/sql/names.js';
 import { caught } from './helpers/errors.js';
 import { declareSync, kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
@@ -46,6 +46,35 @@ describe.each(MODES)("capture '%s'", (mode) => {
     expect((await kick(rep)).status).toBe('ok');
     expect(await tableContents(b!, 'public.t')).toEqual(['(1,"after truncate")']);
     expect((await kick(rep)).status).toBe('empty');
+  });
+
+  it('notifies once per writing transaction and table, also after a rolled-back savepoint, and not for a transaction that changed nothing', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL); CREATE TABLE public.u (id int PRIMARY KEY)`);
+    await replicators.installed([a!, b!], { tables: ['public.t', 'public.u'], capture: mode });
+    const listener = await connect(a!);
+    const got: string[] = [];
+    let sentinel: () => void = () => undefined;
+    listener.on('notification', (n) => (n.payload === 'sentinel' ? sentinel() : got.push(n.payload ?? '')));
+    await listener.query('LISTEN pgferry');
+    /** What the listener got for `sql`, up to a later notification (they arrive in commit order). */
+    const notified = async (sql: string): Promise<string[]> => {
+      got.length = 0;
+      await a!.sql(sql);
+      await new Promise<void>((resolve) => {
+        sentinel = resolve;
+        void a!.sql(`NOTIFY pgferry, 'sentinel'`);
+      });
+      return [...got];
+    };
+    try {
+      expect(await notified(`BEGIN; INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 20) g; UPDATE public.t SET v = 'w'; DELETE FROM public.t WHERE id = 1; INSERT INTO public.u VALUES (1); COMMIT`)).toEqual(['public.t', 'public.u']);
+      expect(await notified(`BEGIN; SAVEPOINT s; UPDATE public.t SET v = 'x' WHERE id = 2; ROLLBACK TO s; UPDATE public.t SET v = 'y' WHERE id = 3; COMMIT`)).toEqual(['public.t']);
+      expect(await notified(`BEGIN; SAVEPOINT s; UPDATE public.t SET v = 'x' WHERE id = 2; ROLLBACK TO s; COMMIT`)).toEqual([]);
+      expect(await notified(`UPDATE public.t SET v = 'z' WHERE id = 4`)).toEqual(['public.t']);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('multi-master: each side gets the other side\'s changes, and applied changes are not sent back', async () => {

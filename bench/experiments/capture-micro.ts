@@ -20,7 +20,7 @@ const SCHEMA = 'pgferry';
 
 /** A capture function as installed, rewritten. */
 type Rewrite = (fn: string) => string;
-const noNotify: Rewrite = (f) => f.replace(/PERFORM pg_catalog\.pg_notify\([^;]*\);/, '');
+const noNotify: Rewrite = (f) => f.replace(/ {2}IF pg_catalog\.current_setting\('pgferry\.notified_[\s\S]*?END IF;\n/, '');
 
 /** Row-level, the delta table's defaults filling txid, time and origin: one INSERT of the key. */
 function rowDefaults(): string {

@@ -20,7 +20,7 @@
  */
 import type { TableInfo } from '../catalog/tables.js';
 import { PgferryError } from '../errors.js';
-import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
+import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
 import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
 
 /**
@@ -28,7 +28,7 @@ import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName
  * had no pinned search_path and a TRUNCATE trigger on a shared function owned by the installer;
  * version 2 pinned search_path with SET and found moved keys by an anti-join; version 3
  * qualified every name instead and found moved keys by EXCEPT ALL; version 4 added the
- * row-level shape.
+ * row-level shape and notifies once per transaction.
  */
 export const CAPTURE_VERSION = 4;
 
@@ -75,6 +75,8 @@ export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMo
   const keys = identList(t.key);
   const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
   const into = `INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)`;
+  // Set in the writing transaction once it notified the listeners of this table's changes.
+  const flag = literal(`pgferry.notified_${shortHash(`${schema}.${displayName(t)}`)}`);
   const rowKeys = (rec: 'NEW' | 'OLD') => t.key.map((k) => `${rec}.${ident(k)}`).join(', ');
   const changes =
     mode === 'row'
@@ -109,6 +111,7 @@ DECLARE
   pgferry_at pg_catalog.timestamptz := pg_catalog.clock_timestamp();
   pgferry_by pg_catalog.text := pg_catalog.current_setting(${literal(APPLIED_BY_SETTING)}, true);
   pgferry_origin pg_catalog.text := pg_catalog.current_setting(${literal(ORIGIN_SETTING)}, true);
+  pgferry_done pg_catalog.bool;
 BEGIN
   IF pgferry_by ${EQ} '' THEN pgferry_by := NULL; END IF;
   IF pgferry_origin ${EQ} '' THEN pgferry_origin := NULL; END IF;
@@ -118,7 +121,14 @@ BEGIN
   ELSE
     ${changes.replace(/\n/g, '\n  ')}
   END IF;
-  PERFORM pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))});
+  -- Listeners need one notification per transaction and table: later calls skip it (PERFORM
+  -- would start the query executor for every statement or row; assignments do not).
+  IF pg_catalog.current_setting(${flag}, true) OPERATOR(pg_catalog.=) 'y' THEN
+    NULL;
+  ELSE
+    pgferry_done := pg_catalog.pg_notify(${literal(schema)}, ${literal(displayName(t))}) IS NULL;
+    pgferry_done := pg_catalog.set_config(${flag}, 'y', true) IS NULL;
+  END IF;
   RETURN NULL;
 END
 $pgferry$`;

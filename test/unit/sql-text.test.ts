@@ -86,6 +86,9 @@ describe('sql text', () => {
     expect(fn).toContain(`TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT (OLD."Id" OPERATOR(pg_catalog.=) NEW."Id" AND OLD."k2" OPERATOR("my ops".=) NEW."k2")`);
     expect(fn!.replaceAll(':=', '').replace(/OPERATOR\([a-z_" ]+\.=\)/g, '')).not.toMatch(/[=<>]/);
     expect(fn).toContain(`pg_catalog.pg_notify('my schema', 'Odd "S".Tbl ñ')`);
+    // Once per transaction, and never through PERFORM (the query executor for every row).
+    expect(fn).toMatch(/pg_catalog\.set_config\('pgferry\.notified_[0-9a-f]{8}', 'y', true\)/);
+    expect(fn).not.toMatch(/^\s*PERFORM/m);
     expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
     expect(ins).toMatch(/AFTER INSERT ON "Odd ""S"""\."Tbl ñ" FOR EACH ROW EXECUTE FUNCTION "my schema"\."capture_[0-9a-f]{8}"\(\)$/);
     expect(upd).toContain('AFTER UPDATE ON "Odd ""S"""."Tbl ñ" FOR EACH ROW');
