@@ -77,6 +77,21 @@ describe.each(MODES)("capture '%s'", (mode) => {
     }
   });
 
+  it('a partitioned table: rows moving between partitions, and a new partition attached after install()', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL) PARTITION BY RANGE (id);
+      CREATE TABLE public.t_low PARTITION OF public.t FOR VALUES FROM (0) TO (1000);
+      CREATE TABLE public.t_high PARTITION OF public.t FOR VALUES FROM (1000) TO (2000)`);
+    const rep = await replicators.installed([a!, b!], { tables: ['public.t'], capture: mode });
+    await a!.sql(`INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 1999, 7) g`);
+    expect((await kick(rep)).status).toBe('ok');
+    await sqlAll([a!, b!], `CREATE TABLE public.t_top PARTITION OF public.t FOR VALUES FROM (2000) TO (3000)`);
+    await a!.sql(`UPDATE public.t SET id = id + 1000 WHERE id < 100 OR id BETWEEN 1500 AND 1600; DELETE FROM public.t WHERE id BETWEEN 500 AND 510`);
+    expect((await kick(rep)).status).toBe('ok');
+    expect(await tableContents(b!, 'public.t')).toEqual(await tableContents(a!, 'public.t'));
+    expect(await b!.sql(`SELECT count(*)::int AS n FROM public.t_top`)).toEqual(await a!.sql(`SELECT count(*)::int AS n FROM public.t_top`));
+  });
+
   it('multi-master: each side gets the other side\'s changes, and applied changes are not sent back', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
