@@ -103,6 +103,43 @@ describe('no borrowed rights', () => {
     }
   });
 
+  it.each(['row', 'statement'] as const)(
+    "capture '%s': an operator for a domain key, planted in the schema of the key's operator, never runs with another role's rights, and moved keys are still captured",
+    async (mode) => {
+      const dbs = await createDatabases(2, { keep: true, sameServer: true });
+      const [a, b] = dbs as [TestDb, TestDb];
+      const owner = await createLoginRole(a);
+      const writer = await createLoginRole(a);
+      try {
+        const ddl = `CREATE EXTENSION IF NOT EXISTS citext SCHEMA public; CREATE DOMAIN public.email AS public.citext`;
+        await sqlAll(dbs, ddl);
+        await b.sql(`CREATE TABLE public.u (id public.email PRIMARY KEY, v text NOT NULL)`);
+        await a.sql(`GRANT USAGE, CREATE ON SCHEMA public TO ${owner.name}, ${writer.name}; CREATE TABLE public.calls (who text NOT NULL); GRANT INSERT ON public.calls TO PUBLIC`);
+        await sqlAt(owner.url, `CREATE TABLE public.u (id public.email PRIMARY KEY, v text NOT NULL); GRANT SELECT, INSERT, UPDATE, DELETE ON public.u TO ${writer.name}`);
+        const rep = replicators.create();
+        await rep.addDatabase('a', a.url);
+        await rep.addDatabase('b', b.url);
+        await rep.addSync('s', { tables: ['public.u'], databases: { a: 'source', b: 'target' }, autokick: false, capture: mode });
+        await rep.install();
+        await sqlAt(writer.url, `INSERT INTO public.u VALUES ('Ann@x', 'a'), ('Bob@x', 'b')`);
+        expect((await kick(rep)).status).toBe('ok');
+        // Exact match for (email, email), in the schema where citext's own = lives: says every key is equal.
+        await sqlAt(
+          writer.url,
+          `CREATE FUNCTION public.evil_eq(public.email, public.email) RETURNS boolean LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO public.calls VALUES (current_user); RETURN true; END $$;
+           CREATE OPERATOR public.= (LEFTARG = public.email, RIGHTARG = public.email, FUNCTION = public.evil_eq)`,
+        );
+        await sqlAt(writer.url, `UPDATE public.u SET id = 'Cy@x' WHERE id::public.citext OPERATOR(public.=) 'ann@X'::public.citext`);
+        expect((await kick(rep)).status).toBe('ok');
+        expect(await tableContents(b, 'public.u')).toEqual(['(Bob@x,b)', '(Cy@x,a)']);
+        expect(await a.sql(`SELECT DISTINCT who FROM public.calls`)).toEqual([]);
+      } finally {
+        await dropRoles(dbs, [owner.name, writer.name]);
+      }
+    },
+  );
+
   it("operators planted in public with a better-matching type never run in pgferry's own SQL", async () => {
     const dbs = await createDatabases(2);
     const [a, b] = dbs as [TestDb, TestDb];

@@ -109,7 +109,7 @@ export async function stageRows(
   const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const src = literal(source.name);
   const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${n}, ${select}
-                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t.key, t.keyOps, 't', 'k')} ${where}) TO STDOUT`;
+                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t, 't', 'k')} ${where}) TO STDOUT`;
   const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
   return pipeCopy(source, receiver, out, into);
 }
@@ -156,7 +156,7 @@ export function jsonRow(row: Record<string, unknown>, columns: string[], t: Tabl
 export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNames): Promise<Map<string, { present: number; absent: number }>> {
   const r = await receiver.query<{ src: string; present: string; absent: string }>(
     `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
-            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t.key, t.keyOps, 'd', 's')})) AS absent
+            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t, 'd', 's')})) AS absent
        FROM pg_temp.${ident(temp.staging)} s GROUP BY 1`,
   );
   return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
@@ -168,7 +168,7 @@ export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNa
  * the same session.
  */
 export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames, keepOwn: boolean): Promise<void> {
-  const keep = keepOwn ? `WHERE NOT EXISTS (SELECT FROM pg_temp.${ident(temp.keys)} k WHERE ${keyJoin(t.key, t.keyOps, 'd', 'k')})` : '';
+  const keep = keepOwn ? `WHERE NOT EXISTS (SELECT FROM pg_temp.${ident(temp.keys)} k WHERE ${keyJoin(t, 'd', 'k')})` : '';
   await receiver.query(`DELETE FROM ONLY ${qualified(t)} d ${keep}`);
 }
 
@@ -284,7 +284,7 @@ export async function applyDeletes(
     temp,
     false,
     (filter) => [
-      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${keyJoin(t.key, t.keyOps, 'd', 's')}${only}
+      `DELETE FROM ${qualified(t)} d USING pg_temp.${st} s WHERE NOT s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${keyJoin(t, 'd', 's')}${only}
        ${wantKeys ? `RETURNING ${identList(t.key, 'd')}` : ''}`,
     ],
     wantKeys,
@@ -317,7 +317,7 @@ export async function applyUpserts(
   const onConflict = settable.length
     ? `DO UPDATE SET ${settable.map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`).join(', ')}`
     : 'DO NOTHING';
-  const match = keyJoin(t.key, t.keyOps, 'd', 's');
+  const match = keyJoin(t, 'd', 's');
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
   // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
   // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears
@@ -364,7 +364,7 @@ export async function applyUpserts(
 async function alignAlwaysIdentity(receiver: Session, t: TableInfo, temp: TempNames, always: string[], span: StagedSpan | undefined): Promise<void> {
   const staged = `pg_temp.${ident(temp.staging)} s`;
   const differs = always.map((c) => `d.${ident(c)} IS DISTINCT FROM s.${ident(c)}`).join(' OR ');
-  const where = `s.${PRESENT}${spanFilter(span)} AND ${keyJoin(t.key, t.keyOps, 'd', 's')} AND (${differs})`;
+  const where = `s.${PRESENT}${spanFilter(span)} AND ${keyJoin(t, 'd', 's')} AND (${differs})`;
   const r = await receiver.query(`SELECT 1 FROM ${qualified(t)} d, ${staged} WHERE ${where} LIMIT 1`);
   if (!r.rowCount) return;
   const alter = (how: string) => `ALTER TABLE ${qualified(t)} ${always.map((c) => `ALTER COLUMN ${ident(c)} SET GENERATED ${how}`).join(', ')}`;

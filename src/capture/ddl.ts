@@ -85,7 +85,7 @@ export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMo
   ELSE
     ${into} VALUES (${rowKeys('NEW')}, ${meta});
     -- An UPDATE that changed the key: the row moved away from the old one.
-    IF TG_OP ${EQ} 'UPDATE' AND NOT (${keyJoin(t.key, t.keyOps, 'OLD', 'NEW')}) THEN
+    IF TG_OP ${EQ} 'UPDATE' AND NOT (${keyJoin(t, 'OLD', 'NEW')}) THEN
       ${into} VALUES (${rowKeys('OLD')}, ${meta});
     END IF;
   END IF;`
@@ -146,7 +146,7 @@ function movedKeys(t: TableInfo, meta: string): string {
   if (t.keyOpsDefault) {
     return `SELECT ${identList(t.key, 'm')}, ${meta} FROM (SELECT ${identList(t.key)} FROM old_rows EXCEPT ALL SELECT ${identList(t.key)} FROM new_rows) m`;
   }
-  return `SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t.key, t.keyOps, 'n', 'o')})`;
+  return `SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t, 'n', 'o')})`;
 }
 
 export function triggersSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string[] {

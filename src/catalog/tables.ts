@@ -51,6 +51,11 @@ export interface TableInfo extends QualifiedName {
    */
   keyOps: string[];
   /**
+   * Per key column, the qualified type that operator takes when it lives outside pg_catalog
+   * ('' otherwise): comparisons cast to it (see keyJoin).
+   */
+  keyCasts?: string[];
+  /**
    * Every key column's operator class is its type's default: the key's equality is also what
    * DISTINCT, UNION and EXCEPT use for those columns.
    */
@@ -68,7 +73,7 @@ interface TableRow {
   owner: string;
   mine: boolean;
   columns: { name: string; type: string; oid: number; elem: number; coll: string | null; det: boolean; notnull: boolean; generated: string; identity: string }[] | null;
-  key: { col: string; op: string; def: boolean }[] | null;
+  key: { col: string; op: string; def: boolean; cast: string }[] | null;
   fks: { schema: string; name: string; cols: string[]; refcols: string[] }[] | null;
 }
 
@@ -91,7 +96,9 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
                LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             (SELECT (SELECT pg_catalog.json_agg(pg_catalog.json_build_object('col', a.attname,
-                                                       'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname), 'def', oc.opcdefault) ORDER BY k.ord)
+                                                       'op', pg_catalog.format('OPERATOR(%I.%s)', opn.nspname, op.oprname), 'def', oc.opcdefault,
+                                                       'cast', CASE WHEN opn.nspname OPERATOR(pg_catalog.=) 'pg_catalog' OR ity.typtype OPERATOR(pg_catalog.=) 'p' THEN ''
+                                                                    ELSE pg_catalog.format('%I.%I', itn.nspname, ity.typname) END) ORDER BY k.ord)
                        FROM ROWS FROM (pg_catalog.unnest(i.indkey::int2[]), pg_catalog.unnest(i.indclass::oid[])) WITH ORDINALITY AS k(attnum, opclass, ord)
                        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                        JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
@@ -99,7 +106,9 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
                                                  AND ao.amoprighttype = oc.opcintype AND ao.amopstrategy = 3
                                                  AND ao.amopmethod = oc.opcmethod
                        JOIN pg_catalog.pg_operator op ON op.oid = ao.amopopr
-                       JOIN pg_catalog.pg_namespace opn ON opn.oid = op.oprnamespace)
+                       JOIN pg_catalog.pg_namespace opn ON opn.oid = op.oprnamespace
+                       JOIN pg_catalog.pg_type ity ON ity.oid = oc.opcintype
+                       JOIN pg_catalog.pg_namespace itn ON itn.oid = ity.typnamespace)
                FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
               WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indimmediate
                 AND i.indpred IS NULL AND i.indexprs IS NULL
@@ -142,6 +151,7 @@ export async function readTable(db: Queryable, q: QualifiedName): Promise<TableI
     })),
     key: (row.key ?? []).map((k) => k.col),
     keyOps: (row.key ?? []).map((k) => k.op),
+    keyCasts: (row.key ?? []).map((k) => k.cast),
     keyOpsDefault: (row.key ?? []).every((k) => k.def),
     references: [...new Set(foreignKeys.map((f) => f.table))],
     foreignKeys,

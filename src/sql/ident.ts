@@ -48,8 +48,27 @@ export function identList(names: readonly string[], alias?: string): string {
  * `l.k1 OPERATOR(s.=) r.k1 AND ...`: rows of two aliases with the same key, compared with the
  * key index's own equality operators (`ops`, one per key column), whatever the search_path.
  */
-export function keyJoin(key: readonly string[], ops: readonly string[], left: string, right: string): string {
-  return key.map((c, i) => `${left}.${ident(c)} ${ops[i] ?? 'OPERATOR(pg_catalog.=)'} ${right}.${ident(c)}`).join(' AND ');
+/** What a key comparison needs: the key columns, their equality operators, and the types to cast to. */
+export interface KeyShape {
+  key: readonly string[];
+  keyOps: readonly string[];
+  /** Per key column, a qualified type to cast both sides to before comparing ('' for none). */
+  keyCasts?: readonly string[];
+}
+
+/**
+ * `left.k1 = right.k1 AND ...` with each key column's own equality operator. Where the
+ * operator lives outside pg_catalog, both sides are cast to its declared type first: the
+ * operator is then the exact match, and an overload for a narrower type (a domain) created in
+ * that schema by someone else cannot be chosen instead.
+ */
+export function keyJoin(shape: KeyShape, left: string, right: string): string {
+  return shape.key
+    .map((c, i) => {
+      const cast = shape.keyCasts?.[i] ? `::${shape.keyCasts[i]}` : '';
+      return `${left}.${ident(c)}${cast} ${shape.keyOps[i] ?? 'OPERATOR(pg_catalog.=)'} ${right}.${ident(c)}${cast}`;
+    })
+    .join(' AND ');
 }
 
 /** A short stable hash (FNV-1a, 32 bit) in hex, for names derived from user names. */

@@ -173,7 +173,7 @@ export class Repair {
     const here = t.here.get(r.name)!;
     const w = this.#sessions.get(t.winner)!;
     const st = `pg_temp.${ident(t.temp.staging)}`;
-    const match = keyJoin(here.key, here.keyOps, 'd', 's');
+    const match = keyJoin(here, 'd', 's');
     await createStaging(r, here, t.temp, t.columns);
     await stageRows(w, r, t.here.get(t.winner)!, t.temp, t.columns);
     await r.query(
@@ -195,7 +195,7 @@ export class Repair {
     const res = await r.query<{ pgferry_count: number } & RowKey>(
       `WITH ${markCte(this.#schema)},
        gone AS (DELETE FROM pg_temp.${ident(t.temp.staging)} s
-                 WHERE EXISTS (SELECT 1 FROM ${d} d WHERE ${keyJoin(here.key, here.keyOps, 'd', 's')} AND ${undelivered(this.#plan.config)})
+                 WHERE EXISTS (SELECT 1 FROM ${d} d WHERE ${keyJoin(here, 'd', 's')} AND ${undelivered(this.#plan.config)})
                  RETURNING ${identList(here.key, 's')})
        SELECT c.n::int AS pgferry_count, g.* FROM (SELECT pg_catalog.count(*) AS n FROM gone) c LEFT JOIN (SELECT * FROM gone LIMIT ${LISTED}) g ON true`,
       [this.#plan.name],

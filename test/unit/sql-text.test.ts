@@ -31,7 +31,11 @@ describe('sql text', () => {
     expect(qualified(ODD)).toBe('"Odd ""S"""."Tbl ñ"');
     expect(identList(['a', 'B"c'], 'x')).toBe('x."a", x."B""c"');
     expect(literal("it's")).toBe("'it''s'");
-    expect(keyJoin(ODD.key, ['OPERATOR(pg_catalog.=)', 'OPERATOR(public.=)'], 'd', 's')).toBe('d."Id" OPERATOR(pg_catalog.=) s."Id" AND d."k2" OPERATOR(public.=) s."k2"');
+    expect(keyJoin({ key: ODD.key, keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR(public.=)'] }, 'd', 's')).toBe('d."Id" OPERATOR(pg_catalog.=) s."Id" AND d."k2" OPERATOR(public.=) s."k2"');
+    // An operator outside pg_catalog compares its own type: both sides cast to it.
+    expect(keyJoin({ key: ODD.key, keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR(public.=)'], keyCasts: ['', 'public.citext'] }, 'd', 's')).toBe(
+      'd."Id" OPERATOR(pg_catalog.=) s."Id" AND d."k2"::public.citext OPERATOR(public.=) s."k2"::public.citext',
+    );
     expect(() => literal('a\0b')).toThrow(/NUL/);
   });
 
