@@ -152,7 +152,7 @@ describe('switching and upgrading capture', () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
     const rep = await replicators.installed([a!, b!], { tables: ['public.t'], capture: 'statement' });
-    await a!.sql(`ALTER TABLE pgferry.captured DROP COLUMN capture_mode; UPDATE pgferry.version SET version = 4; UPDATE pgferry.captured SET capture_version = 3`);
+    await a!.sql(`ALTER TABLE pgferry.captured DROP COLUMN capture_mode; ALTER TABLE pgferry.sync_tables DROP COLUMN capture; UPDATE pgferry.version SET version = 4; UPDATE pgferry.captured SET capture_version = 3`);
     await a!.sql(`INSERT INTO public.t VALUES (1, 'before the upgrade')`);
     expect((await kick(rep)).status).toBe('ok');
     await rep.stop();
@@ -163,6 +163,45 @@ describe('switching and upgrading capture', () => {
     await a!.sql(`UPDATE public.t SET v = 'after the upgrade'`);
     expect((await kick(upgraded)).status).toBe('ok');
     expect(await tableContents(b!, 'public.t')).toEqual(['(1,"after the upgrade")']);
+  });
+
+  it('two syncs of the previous release sharing a table upgrade together to the default shape', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
+    const old = replicators.create();
+    await old.addDatabase('a', a!.url);
+    await old.addDatabase('b', b!.url);
+    for (const name of ['one', 'two']) await old.addSync(name, { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false, capture: 'statement' });
+    await old.install();
+    await old.stop();
+    // As the previous release left it: no shapes recorded, capture version 3, schema version 4.
+    await a!.sql(`ALTER TABLE pgferry.sync_tables DROP COLUMN capture; ALTER TABLE pgferry.captured DROP COLUMN capture_mode;
+                  UPDATE pgferry.captured SET capture_version = 3; UPDATE pgferry.version SET version = 4`);
+    const rep = replicators.create();
+    await rep.addDatabase('a', a!.url);
+    await rep.addDatabase('b', b!.url);
+    for (const name of ['one', 'two']) await rep.addSync(name, { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.install('one');
+    await rep.install('two');
+    expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
+    expect(await a!.sql(`SELECT sync, capture FROM pgferry.sync_tables ORDER BY sync`)).toEqual([
+      { sync: 'one', capture: 'row' },
+      { sync: 'two', capture: 'row' },
+    ]);
+  });
+
+  it('install() of syncs that disagree about a table, all at once, is refused before anything is created', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
+    const rep = replicators.create();
+    await rep.addDatabase('a', a!.url);
+    await rep.addDatabase('b', b!.url);
+    await rep.addSync('oltp', { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.addSync('etl', { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false, capture: 'statement' });
+    const err = await caught(rep.install());
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toBe(`Table public.t is captured with capture 'row' for sync "oltp"; sync "etl" asks for 'statement'. Give every sync of the table the same capture.`);
+    expect(await a!.sql(`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'pgferry'`)).toEqual([{ n: 0 }]);
   });
 
   it('two syncs that disagree about a table: the second install is refused, naming both, and changes nothing', async () => {

@@ -18,9 +18,10 @@
  * operators (or the types' default equality where that is the same), and is owned by the
  * table's owner (see ownershipSql), not by whoever installs.
  */
+import { createHash } from 'node:crypto';
 import type { TableInfo } from '../catalog/tables.js';
 import { PgferryError } from '../errors.js';
-import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
+import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
 import { APPLIED_BY_SETTING, ORIGIN_SETTING, captureFunctionName, deltaTableName, triggerName } from '../sql/names.js';
 
 /**
@@ -76,7 +77,7 @@ export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMo
   const meta = `pgferry_xid, pgferry_at, pgferry_by, pgferry_origin`;
   const into = `INSERT INTO ${delta} (${keys}, txid, changed_at, applied_by, origin)`;
   // Set in the writing transaction once it notified the listeners of this table's changes.
-  const flag = literal(`pgferry.notified_${shortHash(`${schema}.${displayName(t)}`)}`);
+  const flag = literal(`pgferry.notified_${createHash('sha1').update(`${schema}\0${displayName(t)}`).digest('hex').slice(0, 16)}`);
   const rowKeys = (rec: 'NEW' | 'OLD') => t.key.map((k) => `${rec}.${ident(k)}`).join(', ');
   const changes =
     mode === 'row'

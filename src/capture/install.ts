@@ -75,19 +75,16 @@ export async function installCapture(
     const have = (await c.query<Captured>(
       `SELECT key_columns, capture_version, key_types, capture_mode,
               (SELECT pg_catalog.array_agg(st.sync ORDER BY st.sync) FROM ${s}.sync_tables st
-                WHERE st.table_schema = c.table_schema AND st.table_name = c.table_name AND st.sync <> $3) AS others
+                WHERE st.table_schema = c.table_schema AND st.table_name = c.table_name AND st.sync <> $3
+                  AND st.capture IS NOT NULL AND st.capture <> $4) AS others
          FROM ${s}.captured c WHERE table_schema = $1 AND table_name = $2`,
-      [t.schema, t.name, sync],
+      [t.schema, t.name, sync, mode],
     )).rows[0];
     if (!have) continue;
     if (have.key_columns.join('\0') !== t.key.join('\0')) throw keyMovedError(t, have.key_columns, database);
-    if (have.capture_mode !== mode && have.others?.length) {
-      throw new PgferryError(
-        'CONFIG_INVALID',
-        `Table ${displayName(t)} on database "${database}" is captured with capture '${have.capture_mode}' for sync "${have.others[0]}"; sync "${sync}" asks for '${mode}'. Give every sync of the table the same capture.`,
-        { database, sync, table: displayName(t), issues: [{ path: 'capture', message: `sync "${have.others[0]}" captures ${displayName(t)} with '${have.capture_mode}'` }] },
-      );
-    }
+    // Another sync that chose the other shape for this table (syncs installed before they could
+    // choose leave it to whoever installs next).
+    if (have.others?.length) throw captureDisagrees(displayName(t), have.others[0]!, mode === 'row' ? 'statement' : 'row', sync, mode, database);
     existing.set(t, have);
   }
   for (const t of captured) {
@@ -113,8 +110,9 @@ export async function installCapture(
     }
     await handOver(c, schema, database, t, me);
     await c.query(
-      `INSERT INTO ${s}.sync_tables (sync, table_schema, table_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      [sync, t.schema, t.name],
+      `INSERT INTO ${s}.sync_tables (sync, table_schema, table_name, capture) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (sync, table_schema, table_name) DO UPDATE SET capture = EXCLUDED.capture`,
+      [sync, t.schema, t.name, mode],
     );
   }
   // 0.1's TRUNCATE trigger function, shared by every table and owned by the installer, goes
@@ -123,7 +121,16 @@ export async function installCapture(
   if (!old.rowCount) await c.query(`DROP FUNCTION IF EXISTS ${s}.capture_truncate()`);
 }
 
-/** A captured table's registry row (and the other syncs that read it). */
+/** Two syncs want `table` captured in different shapes (CONFIG_INVALID). */
+export function captureDisagrees(table: string, other: string, otherMode: CaptureMode, sync: string, mode: CaptureMode, database?: string): PgferryError {
+  return new PgferryError(
+    'CONFIG_INVALID',
+    `Table ${table}${database ? ` on database "${database}"` : ''} is captured with capture '${otherMode}' for sync "${other}"; sync "${sync}" asks for '${mode}'. Give every sync of the table the same capture.`,
+    { ...(database && { database }), sync, table, issues: [{ path: 'capture', message: `sync "${other}" captures ${table} with '${otherMode}'` }] },
+  );
+}
+
+/** A captured table's registry row (and the other syncs that chose the other shape for it). */
 interface Captured {
   key_columns: string[];
   capture_version: number;

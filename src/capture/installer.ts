@@ -11,7 +11,7 @@ import { checkPartialOnSource } from '../partial.js';
 import { isIncremental, namesWithRole, partialOf, type SyncPlan } from '../plan.js';
 import { displayName } from '../sql/ident.js';
 import { captureSql } from './ddl.js';
-import { installCapture, migrate, uninstallCapture } from './install.js';
+import { captureDisagrees, installCapture, migrate, uninstallCapture } from './install.js';
 
 export class Installer {
   readonly #dbs: ReadonlyMap<string, Database>;
@@ -29,6 +29,7 @@ export class Installer {
   async install(plans: SyncPlan[]): Promise<void> {
     const checked = new Map<SyncPlan, Map<string, TableInfo[]>>();
     for (const plan of plans) checked.set(plan, await this.#readSources(plan));
+    checkCaptureAgrees(checked);
     // Every receiver answers before anything is changed anywhere.
     const receivers = new Set(plans.flatMap((plan) => receiversOf(plan)));
     for (const name of receivers) await this.#dbs.get(name)!.query('SELECT 1');
@@ -95,4 +96,16 @@ export class Installer {
 export function receiversOf(plan: SyncPlan): string[] {
   const several = namesWithRole(plan, 'source').length > 1;
   return namesWithRole(plan, ...(several ? (['source', 'target', 'fullcopy'] as const) : (['target', 'fullcopy'] as const)));
+}
+
+/** Syncs installed together that want one table captured in different shapes: refused before anything changes. */
+function checkCaptureAgrees(checked: ReadonlyMap<SyncPlan, ReadonlyMap<string, TableInfo[]>>): void {
+  const seen = new Map<string, SyncPlan>();
+  for (const [plan, perDb] of checked) {
+    for (const t of new Set([...perDb.values()].flat().filter((x) => x.kind === 'table').map(displayName))) {
+      const other = seen.get(t);
+      if (other && other.config.capture !== plan.config.capture) throw captureDisagrees(t, other.name, other.config.capture, plan.name, plan.config.capture);
+      if (!other) seen.set(t, plan);
+    }
+  }
 }

@@ -112,10 +112,12 @@ CREATE POLICY own_tables ON ${s}.truncates FOR INSERT WITH CHECK (
     (SELECT c.relowner FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname OPERATOR(pg_catalog.=) table_schema AND c.relname OPERATOR(pg_catalog.=) table_name),
     'USAGE'));`),
-  migration(5, 'capture shape per table', (s) => `
+  migration(5, 'capture shape per table, and the shape each sync asked for', (s) => `
 -- How each table's changes are captured (capture/ddl.ts): 'row' or 'statement'. Tables
 -- captured before were captured per statement.
-ALTER TABLE ${s}.captured ADD COLUMN capture_mode text NOT NULL DEFAULT 'statement' CHECK (capture_mode IN ('row', 'statement'));`),
+ALTER TABLE ${s}.captured ADD COLUMN capture_mode text NOT NULL DEFAULT 'statement' CHECK (capture_mode IN ('row', 'statement'));
+-- The shape each sync's install() asked for (NULL: installed before syncs chose one).
+ALTER TABLE ${s}.sync_tables ADD COLUMN capture text CHECK (capture IN ('row', 'statement'));`),
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

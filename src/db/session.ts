@@ -58,7 +58,15 @@ export class Session {
    * statements whose result columns never change (no `*` over a user's table).
    */
   async prepared<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.#send<R>({ name: `pgferry:${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text, values });
+    try {
+      return await this.#send<R>({ name: `pgferry:${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text, values });
+    } catch (err) {
+      // The server lost or cannot reuse the statement (e.g. a DISCARD ALL by whoever owns the
+      // pool): node-postgres would keep sending its name, so this connection is not reused.
+      const code = (err as { cause?: { code?: string }; code?: string }).cause?.code ?? (err as { code?: string }).code;
+      if (code === '26000' || code === '0A000') this.#broken = err as Error;
+      throw err;
+    }
   }
 
   async #send<R extends pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {

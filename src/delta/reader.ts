@@ -13,7 +13,7 @@ import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { displayName, ident, identList, literal, type QualifiedName } from '../sql/ident.js';
+import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
 import { deltaTableName, type TempNames } from '../sql/names.js';
 
 const debug = createDebug('pgferry:delta');
@@ -128,11 +128,13 @@ export async function advanceWatermark(src: SourceRead, schema: string, sync: st
   // as new against a newer one elsewhere: those commits wait for the disk (`durable`). The
   // server's identifier goes with it: a watermark restored onto another server is not trusted
   // (see open.ts).
-  // One round trip: the values are literals (the snapshot is the server's own text).
+  // One round trip: the setting is made by the statement's own subquery.
   await src.session.query(
-    `${durable ? '' : 'SET LOCAL synchronous_commit = off; '}INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
-     VALUES (${literal(sync)}, ${literal(src.snapshot)}::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system()))
+    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
+     SELECT $1, $2::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system())
+       FROM (SELECT pg_catalog.set_config('synchronous_commit', COALESCE($3::pg_catalog.text, pg_catalog.current_setting('synchronous_commit')), true)) setting
      ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = pg_catalog.now()`,
+    [sync, src.snapshot, durable ? null : 'off'],
   );
 }
 
