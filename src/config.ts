@@ -144,7 +144,7 @@ export const syncConfigSchema = z.strictObject({
    * statements) or 'statement' (statement-level triggers with transition tables, cheapest for
    * statements that change many rows). Applied by install().
    */
-  capture: z.enum(['row', 'statement']).default('row'),
+  capture: z.enum(['row', 'statement']).default('statement'),
 });
 export type SyncConfig = z.input<typeof syncConfigSchema>;
 export type ResolvedSyncConfig = z.output<typeof syncConfigSchema>;

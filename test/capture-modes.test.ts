@@ -1,6 +1,6 @@
 /**
- * The two capture shapes (sync option `capture`): row-level triggers (the default) and
- * statement-level triggers with transition tables. Each captures every kind of change the same
+ * The two capture shapes (sync option `capture`): statement-level triggers with transition
+ * tables (the default) and row-level triggers. Each captures every kind of change the same
  * way; install() switches a table between them keeping its pending deltas, refuses two syncs
  * that disagree about a table, and brings older captures to the current version.
  */
@@ -127,7 +127,7 @@ describe('switching and upgrading capture', () => {
     ]);
     await a!.sql(`INSERT INTO public.t SELECT g, 'pending' FROM generate_series(1, 30) g`);
     await first.stop();
-    const second = await replicators.installed([a!, b!], { tables: ['public.t'] });
+    const second = await replicators.installed([a!, b!], { tables: ['public.t'], capture: 'row' });
     expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
     expect(await a!.sql(`SELECT capture_mode, capture_version FROM pgferry.captured`)).toEqual([{ capture_mode: 'row', capture_version: 4 }]);
     await a!.sql(`UPDATE public.t SET v = 'after' WHERE id <= 5`);
@@ -148,7 +148,7 @@ describe('switching and upgrading capture', () => {
     expect(await tableContents(b!, 'public.t')).toEqual(['(1,x)']);
   });
 
-  it('a library schema of the previous release (version 4) keeps running; install() migrates it and makes its capture row-level', async () => {
+  it('a library schema of the previous release (version 4) keeps running; install() migrates it and brings its capture to version 4', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
     const rep = await replicators.installed([a!, b!], { tables: ['public.t'], capture: 'statement' });
@@ -158,14 +158,14 @@ describe('switching and upgrading capture', () => {
     await rep.stop();
     const upgraded = await replicators.installed([a!, b!], { tables: ['public.t'] });
     expect(await a!.sql(`SELECT max(version) AS v FROM pgferry.version`)).toEqual([{ v: 5 }]);
-    expect(await a!.sql(`SELECT capture_mode, capture_version FROM pgferry.captured`)).toEqual([{ capture_mode: 'row', capture_version: 4 }]);
-    expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
+    expect(await a!.sql(`SELECT capture_mode, capture_version FROM pgferry.captured`)).toEqual([{ capture_mode: 'statement', capture_version: 4 }]);
+    expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:STATEMENT', 'pgferry_capture_ins:STATEMENT', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:STATEMENT']);
     await a!.sql(`UPDATE public.t SET v = 'after the upgrade'`);
     expect((await kick(upgraded)).status).toBe('ok');
     expect(await tableContents(b!, 'public.t')).toEqual(['(1,"after the upgrade")']);
   });
 
-  it('two syncs of the previous release sharing a table upgrade together to the default shape', async () => {
+  it('two syncs of the previous release sharing a table switch together to another shape', async () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
     const old = replicators.create();
@@ -180,7 +180,7 @@ describe('switching and upgrading capture', () => {
     const rep = replicators.create();
     await rep.addDatabase('a', a!.url);
     await rep.addDatabase('b', b!.url);
-    for (const name of ['one', 'two']) await rep.addSync(name, { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    for (const name of ['one', 'two']) await rep.addSync(name, { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false, capture: 'row' });
     await rep.install('one');
     await rep.install('two');
     expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
@@ -196,7 +196,7 @@ describe('switching and upgrading capture', () => {
     const rep = replicators.create();
     await rep.addDatabase('a', a!.url);
     await rep.addDatabase('b', b!.url);
-    await rep.addSync('oltp', { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.addSync('oltp', { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false, capture: 'row' });
     await rep.addSync('etl', { tables: ['public.t'], databases: { a: 'source', b: 'target' }, autokick: false, capture: 'statement' });
     const err = await caught(rep.install());
     expect(err.code).toBe('CONFIG_INVALID');
@@ -225,7 +225,7 @@ describe('switching and upgrading capture', () => {
     const [a, b] = await createDatabases(2);
     await sqlAll([a!, b!], `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`);
     const reps = [replicators.create(), replicators.create()];
-    for (const rep of reps) await declareSync(rep, [a!, b!], { tables: ['public.t'] });
+    for (const rep of reps) await declareSync(rep, [a!, b!], { tables: ['public.t'], capture: 'row' });
     await Promise.all(reps.map((rep) => rep.install()));
     expect(await triggerLevels(a!)).toEqual(['pgferry_capture_del:ROW', 'pgferry_capture_ins:ROW', 'pgferry_capture_trunc:STATEMENT', 'pgferry_capture_upd:ROW']);
     await a!.sql(`INSERT INTO public.t SELECT g, 'v' FROM generate_series(1, 1000) g`);

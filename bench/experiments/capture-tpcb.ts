@@ -1,7 +1,7 @@
 /**
  * Experiment (not part of the suite): what each capture shape costs pgbench TPC-B. Interleaved
- * pgbench runs on copies of one TPC-B database (scale 10, -c 4 -j 2, prepared, commits not
- * waiting for the disk), each with a
+ * pgbench runs on copies of one TPC-B database (scale 10, -c 4 -j 2, prepared; durable commits
+ * unless --async), each with a
  * different capture installed on the four pgbench tables:
  *
  * - none: no triggers;
@@ -11,7 +11,7 @@
  *   that only returns;
  * - statement, no transition tables: statement-level triggers without REFERENCING, empty body.
  *
- *   npx tsx bench/experiments/capture-tpcb.ts [--seconds=8] [--trials=3] [--only=none+row]
+ *   npx tsx bench/experiments/capture-tpcb.ts [--seconds=8] [--trials=3] [--only=none+row] [--async]
  */
 import { Replicator } from '../../src/index.js';
 import { startEmbeddedServer } from '../../tools/pg-servers.js';
@@ -34,8 +34,8 @@ async function rewriteFunctions(db: BenchDb, edit: (def: string) => string): Pro
 
 async function setUp(server: BenchServer, v: Variant, tools: NonNullable<Awaited<ReturnType<typeof findClientTools>>>): Promise<BenchDb> {
   const db = await createDb(server, 'ct');
-  // Commits do not wait for the disk: its flush times vary far more than capture costs here.
-  await db.sql(`ALTER DATABASE ${db.name} SET synchronous_commit = off`);
+  // --async: commits do not wait for the disk (its flush times vary more than capture costs).
+  if (process.argv.includes('--async')) await db.sql(`ALTER DATABASE ${db.name} SET synchronous_commit = off`);
   await tpcbDatabase(tools, db, 10);
   if (v === 'none') return db;
   const tgt = await createDb(server, 'ctt');

@@ -155,7 +155,7 @@ export const overhead: Scenario = {
       await rep.addDatabase('tgt', tgt.url);
       await rep.addSync('tpcb', { tables: TABLES, databases: { src: 'source', tgt: 'target' }, autokick: true });
       await rep.addSync('bulk', { tables: ['bulk_stmt'], databases: { src: 'source', tgt: 'target' }, autokick: false });
-      await rep.addSync('bulk_statement', { tables: ['bulk_stmt'], databases: { src: 'source', tgt: 'target' }, autokick: false, capture: 'statement' });
+      await rep.addSync('bulk_row', { tables: ['bulk_stmt'], databases: { src: 'source', tgt: 'target' }, autokick: false, capture: 'row' });
       await cap.sql('CREATE TABLE bulk_stmt (id int PRIMARY KEY, a int NOT NULL, b text NOT NULL, c timestamptz NOT NULL)');
       await rep.install('tpcb');
 
@@ -165,10 +165,10 @@ export const overhead: Scenario = {
       const idle: number[] = [];
       const running: RunningPhase[] = [];
       type Bulk = { insertMs: number; updateMs: number };
-      const bulk: { without: Bulk; with: Bulk; statement: Bulk }[] = [];
+      const bulk: { without: Bulk; with: Bulk; row: Bulk }[] = [];
       const uninstallBulk = async () => {
         await rep.uninstall('bulk');
-        await rep.uninstall('bulk_statement');
+        await rep.uninstall('bulk_row');
       };
       const phases = ['none', 'idle', 'running'] as const;
       const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
@@ -206,11 +206,11 @@ export const overhead: Scenario = {
         });
         const without = await bulkStatements(plain, p.bulkRows, null, null);
         const withT = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk'), uninstallBulk);
-        const statement = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk_statement'), uninstallBulk);
-        bulk.push({ without, with: withT, statement });
+        const row = await bulkStatements(cap, p.bulkRows, () => rep.install('bulk_row'), uninstallBulk);
+        bulk.push({ without, with: withT, row });
         ctx.log(
           `overhead run ${i + 1}/${ctx.runs}: none ${none.at(-1)!.toFixed(0)} idle ${idle.at(-1)!.toFixed(0)} running ${running.at(-1)!.tps.toFixed(0)} tps; ` +
-            `UPDATE ${without.updateMs.toFixed(0)} / row ${withT.updateMs.toFixed(0)} / statement ${statement.updateMs.toFixed(0)} ms`,
+            `UPDATE ${without.updateMs.toFixed(0)} / statement ${withT.updateMs.toFixed(0)} / row ${row.updateMs.toFixed(0)} ms`,
         );
       }
       await uninstallBulk();
@@ -250,8 +250,8 @@ export const overhead: Scenario = {
           reference: { label: 'rows applied during load', unit: 'rows', runs: running.map((r) => r.rowsDuring) },
           vs: { kind: 'share %', runs: running.map((r) => (100 * r.backlogRows) / Math.max(1, r.rowsDuring + r.backlogRows)) },
         }),
-        ...(['with', 'statement'] as const).flatMap((shape) => {
-          const label = shape === 'with' ? "capture 'row' (default)" : "capture 'statement'";
+        ...(['with', 'row'] as const).flatMap((shape) => {
+          const label = shape === 'with' ? "capture 'statement' (default)" : "capture 'row'";
           return [
             figure({
               metric: `${k}-row INSERT ... SELECT (one statement), ${label}`,

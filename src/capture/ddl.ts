@@ -70,7 +70,7 @@ export function deltaTableSql(schema: string, t: TableInfo): string {
 
 const EQ = 'OPERATOR(pg_catalog.=)';
 
-export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string {
+export function captureFunctionSql(schema: string, t: TableInfo, mode: CaptureMode): string {
   const s = ident(schema);
   const delta = `${s}.${ident(deltaTableName(t))}`;
   const keys = identList(t.key);
@@ -150,7 +150,7 @@ function movedKeys(t: TableInfo, meta: string): string {
   return `SELECT ${identList(t.key, 'o')}, ${meta} FROM old_rows o WHERE NOT EXISTS (SELECT FROM new_rows n WHERE ${keyJoin(t, 'n', 'o')})`;
 }
 
-export function triggersSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string[] {
+export function triggersSql(schema: string, t: TableInfo, mode: CaptureMode): string[] {
   const fn = `${ident(schema)}.${ident(captureFunctionName(t))}()`;
   const on = qualified(t);
   const rows = (event: string, transition: string) =>
@@ -183,6 +183,6 @@ export function ownershipSql(schema: string, t: TableInfo, ownerCanCreate: boole
 }
 
 /** Everything that captures a new table, in order (for install and for review). */
-export function captureSql(schema: string, t: TableInfo, mode: CaptureMode = 'row'): string[] {
+export function captureSql(schema: string, t: TableInfo, mode: CaptureMode): string[] {
   return [deltaTableSql(schema, t), captureFunctionSql(schema, t, mode), ...triggersSql(schema, t, mode)];
 }

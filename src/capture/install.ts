@@ -64,7 +64,7 @@ export async function installCapture(
   database: string,
   sync: string,
   tables: TableInfo[],
-  mode: CaptureMode = 'row',
+  mode: CaptureMode,
 ): Promise<void> {
   await migrate(c, schema, database);
   const s = ident(schema);

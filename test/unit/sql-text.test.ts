@@ -47,7 +47,7 @@ describe('sql text', () => {
     expect(triggerName('pgferry', '_trunc')).toBe('pgferry_capture_trunc');
   });
 
-  it('capture DDL, statement-level: a delta table with the key in its own types, one function, four triggers', () => {
+  it('capture DDL, statement-level (the default): a delta table with the key in its own types, one function, four triggers', () => {
     const ddl = captureSql('my schema', ODD, 'statement');
     expect(ddl).toHaveLength(6);
     const [table, fn, ins, upd, del, trunc] = ddl;
@@ -78,8 +78,8 @@ describe('sql text', () => {
     expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
   });
 
-  it('capture DDL, row-level (the default): one INSERT per row, the old key too when an UPDATE moved it', () => {
-    const ddl = captureSql('my schema', { ...ODD, keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR("my ops".=)'], keyOpsDefault: false });
+  it("capture DDL, row-level (capture: 'row'): one INSERT per row, the old key too when an UPDATE moved it", () => {
+    const ddl = captureSql('my schema', { ...ODD, keyOps: ['OPERATOR(pg_catalog.=)', 'OPERATOR("my ops".=)'], keyOpsDefault: false }, 'row');
     expect(ddl).toHaveLength(6);
     const [, fn, ins, upd, del, trunc] = ddl;
     expect(fn).toMatch(/SECURITY DEFINER AS/);
@@ -91,7 +91,7 @@ describe('sql text', () => {
     expect(fn!.replaceAll(':=', '').replace(/OPERATOR\([a-z_" ]+\.=\)/g, '')).not.toMatch(/[=<>]/);
     expect(fn).toContain(`pg_catalog.pg_notify('my schema', 'Odd "S".Tbl ñ')`);
     // Once per transaction, and never through PERFORM (the query executor for every row).
-    expect(fn).toMatch(/pg_catalog\.set_config\('pgferry\.notified_[0-9a-f]{8}', 'y', true\)/);
+    expect(fn).toMatch(/pg_catalog\.set_config\('pgferry\.notified_[0-9a-f]{16}', 'y', true\)/);
     expect(fn).not.toMatch(/^\s*PERFORM/m);
     expect(fn).toContain(`VALUES ('Odd "S"', 'Tbl ñ', pgferry_xid`);
     expect(ins).toMatch(/AFTER INSERT ON "Odd ""S"""\."Tbl ñ" FOR EACH ROW EXECUTE FUNCTION "my schema"\."capture_[0-9a-f]{8}"\(\)$/);
