@@ -13,7 +13,8 @@ import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { displayName, ident, identList, type QualifiedName } from '../sql/ident.js';
+import { displayName, ident, identList, shortHash, type QualifiedName } from '../sql/ident.js';
+import { keyColumnType } from '../capture/ddl.js';
 import { deltaTableName, type TempNames } from '../sql/names.js';
 
 const debug = createDebug('pgferry:delta');
@@ -73,11 +74,14 @@ export async function collectKeys(src: SourceRead, scope: ReadScope, table: Tabl
 }
 
 async function createKeyTable(session: Session, schema: string, table: TableInfo, temp: TempNames): Promise<void> {
+  // The key types are part of the definition: a pooled connection's key table made before a
+  // key was widened (install() widens the delta table too) is made again, not reused.
+  const types = table.key.map((k) => keyColumnType(table, k)).join(', ');
   await session.tempTable(
     temp.keys,
     `CREATE TEMP TABLE ${ident(temp.keys)} ON COMMIT DELETE ROWS AS
        SELECT ${identList(table.key)}, changed_at, origin AS pgferry_origin, 0::bigint AS pgferry_n
-         FROM ${ident(schema)}.${ident(deltaTableName(table))} WITH NO DATA`,
+         FROM ${ident(schema)}.${ident(deltaTableName(table))} WITH NO DATA /* key types ${shortHash(types)} */`,
   );
 }
 
