@@ -15,12 +15,17 @@ import { isEmpty } from '../apply/fullcopy.js';
 import { collectKeys, dropKeysBefore, indexKeyTable, lastTruncate } from '../delta/reader.js';
 import { namesWithRole } from '../plan.js';
 import type { Run } from './context.js';
+import { checkForeign, receiverTable } from './foreign.js';
 
 export async function planFirstCopies(run: Run): Promise<void> {
   const forced = run.onetimecopy;
   const mode = forced ?? run.plan.config.onetimecopy;
   if (mode === 'never' || !run.incremental) return;
   for (const name of namesWithRole(run.plan, 'target')) {
+    if (run.isForeign(name)) {
+      await planForeignCopies(run, name, mode, forced !== undefined);
+      continue;
+    }
     const probe = await run.open(name);
     await probe.begin();
     if (forced || !(await hasDelivered(probe, run.deps.schema, run.sync))) {
@@ -28,6 +33,14 @@ export async function planFirstCopies(run: Run): Promise<void> {
     }
     await probe.close();
   }
+}
+
+/** The same for a receiver that is not PostgreSQL (its fence is a table or hash of its own). */
+async function planForeignCopies(run: Run, name: string, mode: 'always' | 'ifEmpty', forced: boolean): Promise<void> {
+  const r = await run.receiver(name);
+  await checkForeign(run, r);
+  if (!forced && (await r.delivered(run.sync))) return;
+  for (const t of run.tables) if (mode === 'always' || (await r.isEmpty(receiverTable(t)))) t.copyInto.add(name);
 }
 
 export async function collectChanges(run: Run): Promise<void> {
