@@ -253,7 +253,7 @@ export function checkSync(name: string, input: unknown, knownDatabases: Readonly
   if (wrongRole.length > 0) {
     throw new PgferryError(
       'CONFIG_INVALID',
-      `Invalid sync "${name}": ${wrongRole.map(([db]) => `database "${db}" is ${foreign.get(db)}, which can only be a 'target' or 'fullcopy'`).join('; ')}.`,
+      `Invalid sync "${name}": ${wrongRole.map(([db]) => `databases.${db}: database "${db}" is ${foreign.get(db)}, which can only be a 'target' or 'fullcopy'`).join('; ')}.`,
       { sync: name, issues: wrongRole.map(([db]) => ({ path: `databases.${db}`, message: `a ${foreign.get(db)} database can only be a 'target' or 'fullcopy'` })) },
     );
   }

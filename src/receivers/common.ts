@@ -24,7 +24,7 @@ export async function loadDriver<T>(kind: Exclude<ReceiverKind, 'postgres'>, dat
     const code = (err as { code?: string }).code;
     if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') throw err;
     const pkg = PACKAGES[kind];
-    throw new PgferryError('CONFIG_INVALID', `Database "${database}" is ${kind}, which needs the package ${pkg.replace(/@\d+$/, '')}: run \`npm install ${pkg}\` in your project.`, {
+    throw new PgferryError('CONFIG_INVALID', `Invalid database "${database}": ${database}.type: ${kind} needs the package ${pkg.replace(/@\d+$/, '')}; run \`npm install ${pkg}\` in your project.`, {
       database,
       issues: [{ path: `${database}.type`, message: `needs the package ${pkg.replace(/@\d+$/, '')} (npm install ${pkg})` }],
       cause: err,
