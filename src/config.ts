@@ -113,6 +113,18 @@ export type ResolvedForeignDatabaseConfig = z.output<typeof foreignDatabaseSchem
 /** What addDatabase() takes: a PostgreSQL connection, or `{ type, ... }` for another kind. */
 export type AnyDatabaseConfig = DatabaseConfig | ForeignDatabaseConfig;
 
+/**
+ * Either kind of database config, checked by the schema its `type` (or its lack) chooses, so a
+ * bad field is reported for that kind only.
+ */
+export const anyDatabaseConfigSchema = z.unknown().transform((v, ctx) => {
+  const r = (isForeignConfig(v) ? foreignDatabaseSchema : databaseConfigSchema).safeParse(v);
+  if (r.success) return r.data as z.output<typeof databaseConfigSchema> | ResolvedForeignDatabaseConfig;
+  // The issues as they are (issuesOf reads unions and unknown keys from them).
+  for (const issue of r.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
+  return z.NEVER;
+});
+
 /** Whether `config` names another kind of database (`{ type }`). */
 export function isForeignConfig(config: unknown): config is ForeignDatabaseConfig {
   return typeof config === 'object' && config !== null && 'type' in config;

@@ -5,7 +5,7 @@
  * a bad field is CONFIG_INVALID naming its whole path (`syncs.shop.onetimecopy`).
  */
 import { z } from 'zod';
-import { databaseConfigSchema, foreignDatabaseSchema, parseConfig, syncConfigSchema, type AnyDatabaseConfig, type SyncConfig } from './config.js';
+import { anyDatabaseConfigSchema, databaseConfigSchema, parseConfig, syncConfigSchema, type AnyDatabaseConfig, type SyncConfig } from './config.js';
 import { PgferryError, type ConfigIssue } from './errors.js';
 import type { ControlStore } from './store/control-store.js';
 
@@ -37,7 +37,7 @@ const storeConfigSchema = z.union([
 
 export const pgferryConfigSchema = z.strictObject({
   /** Database name → a connection string, a pg PoolConfig, or `{ pool }`. */
-  databases: z.record(name, z.union([foreignDatabaseSchema, databaseConfigSchema])).refine((d) => Object.keys(d).length > 0, { message: 'add at least one database' }),
+  databases: z.record(name, anyDatabaseConfigSchema).refine((d) => Object.keys(d).length > 0, { message: 'add at least one database' }),
   /** Sync name → its configuration, as for `addSync()`. */
   syncs: z.record(name, syncConfigSchema),
   store: storeConfigSchema.optional(),

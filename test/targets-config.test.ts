@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { defineConfig } from '../src/index.js';
 import { loadDriver } from '../src/receivers/common.js';
 import { createDatabases, type TestDb } from './helpers/db.js';
 import { caught, expectConfigInvalid, expectNoSecret } from './helpers/errors.js';
@@ -46,6 +47,13 @@ describe('receivers of other kinds in the configuration', () => {
     expectConfigInvalid(await caught(rep.addDatabase('x', { type: 'oracle', uri: 'oracle://h' } as never)), 'x.type');
     await rep.addDatabase('x', SQLITE);
     expectConfigInvalid(await caught(rep.addDatabase('x', 'postgres://u@127.0.0.1:1/x')), 'x');
+  });
+
+  it('the pgferry command config takes them, and names their bad fields', async () => {
+    const ok = { databases: { a: 'postgres://u@h/db', lite: SQLITE }, syncs: { s: { tables: ['t'], databases: { a: 'source' as const, lite: 'target' as const } } } };
+    expect(defineConfig(ok)).toBe(ok);
+    const bad = { databases: { a: 'postgres://u@h/db', lite: { type: 'sqlite' }, my: { type: 'mysql', uri: 'x' } }, syncs: {} };
+    expectConfigInvalid(await caught(() => defineConfig(bad as never)), 'databases.lite.filename', 'databases.my.uri');
   });
 
   it('a missing driver is CONFIG_INVALID saying which package to install', async () => {
