@@ -12,6 +12,7 @@ import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
 import type { TablePartial } from '../partial.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
+import { PgReceiver } from '../receivers/postgres.js';
 import type { Receiver, ReceiverFactory } from '../receivers/receiver.js';
 import type { TempNames } from '../sql/names.js';
 import type { ConflictRecord, Row, RunReason, RunResult, TableResult } from '../types.js';
@@ -173,8 +174,23 @@ export class Run {
     return this.deps.foreign?.has(name) ?? false;
   }
 
-  /** The run's connection to receiver `name` of another kind; rolled back and closed with the run. */
-  receiver(name: string): Promise<Receiver> {
+  /**
+   * Receiver `name` through the interface every kind implements. A PostgreSQL receiver is a new
+   * session of the run (give it back with release()); one of another kind is the run's
+   * connection to it, kept to the end of the run (release() only rolls back).
+   */
+  async receiver(name: string): Promise<Receiver> {
+    if (!this.isForeign(name)) return new PgReceiver(await this.open(name), this.deps.schema, this.sync);
+    return this.#foreignReceiver(name);
+  }
+
+  /** Ends what a receiver of receiver() was doing: a PostgreSQL session closes, another kind rolls back. */
+  async release(r: Receiver): Promise<void> {
+    if (this.#foreign.has(r.name)) await r.rollback();
+    else await r.close();
+  }
+
+  #foreignReceiver(name: string): Promise<Receiver> {
     if (this.deps.signal?.aborted) return Promise.reject(this.#stopped());
     let r = this.#foreign.get(name);
     if (!r) {

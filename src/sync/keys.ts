@@ -10,8 +10,6 @@
  * against the TRUNCATE would be known only by comparing two servers' clocks, and a skewed
  * clock must not lose a write.
  */
-import { hasDelivered } from '../apply/fence.js';
-import { isEmpty } from '../apply/fullcopy.js';
 import { collectKeys, dropKeysBefore, indexKeyTable, lastTruncate } from '../delta/reader.js';
 import { namesWithRole } from '../plan.js';
 import type { Run } from './context.js';
@@ -22,25 +20,15 @@ export async function planFirstCopies(run: Run): Promise<void> {
   const mode = forced ?? run.plan.config.onetimecopy;
   if (mode === 'never' || !run.incremental) return;
   for (const name of namesWithRole(run.plan, 'target')) {
-    if (run.isForeign(name)) {
-      await planForeignCopies(run, name, mode, forced !== undefined);
-      continue;
+    const r = await run.receiver(name);
+    // Receivers that take parsed rows have no staging step to check their tables: now.
+    if (!r.capabilities.staged) await checkForeign(run, r);
+    await r.begin();
+    if (forced || !(await r.delivered(run.sync))) {
+      for (const t of run.tables) if (mode === 'always' || (await r.isEmpty(receiverTable(t)))) t.copyInto.add(name);
     }
-    const probe = await run.open(name);
-    await probe.begin();
-    if (forced || !(await hasDelivered(probe, run.deps.schema, run.sync))) {
-      for (const t of run.tables) if (mode === 'always' || (await isEmpty(probe, t.info))) t.copyInto.add(name);
-    }
-    await probe.close();
+    await run.release(r);
   }
-}
-
-/** The same for a receiver that is not PostgreSQL (its fence is a table or hash of its own). */
-async function planForeignCopies(run: Run, name: string, mode: 'always' | 'ifEmpty', forced: boolean): Promise<void> {
-  const r = await run.receiver(name);
-  await checkForeign(run, r);
-  if (!forced && (await r.delivered(run.sync))) return;
-  for (const t of run.tables) if (mode === 'always' || (await r.isEmpty(receiverTable(t)))) t.copyInto.add(name);
 }
 
 export async function collectChanges(run: Run): Promise<void> {
