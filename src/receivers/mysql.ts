@@ -31,6 +31,8 @@ export async function mysqlFactory(database: string, uri: string, schema: string
   const pool = driver.createPool({
     uri,
     connectionLimit: 4,
+    // Batches of many sizes make many statements: keep few open (the server's limit is global).
+    maxPreparedStatements: 64,
     charset: 'utf8mb4',
     timezone: 'Z',
     supportBigNumbers: true,
