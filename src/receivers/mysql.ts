@@ -28,19 +28,25 @@ export function mysqlIdent(name: string): string {
 export async function mysqlFactory(database: string, uri: string, schema: string): Promise<ReceiverFactory> {
   const driver = await loadDriver('mysql', database, async () => defaultOf<Driver>(await import('mysql2/promise')));
   const { where, secrets } = redactUri(uri);
-  const pool = driver.createPool({
-    uri,
-    connectionLimit: 4,
-    // Batches of many sizes make many statements: keep few open (the server's limit is global).
-    maxPreparedStatements: 64,
-    charset: 'utf8mb4',
-    timezone: 'Z',
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-  });
-  // Errors of idle connections must not crash the host.
-  (pool as unknown as { on(e: string, f: (err: Error) => void): void }).on?.('error', () => undefined);
+  // Made on first use, and again after close() (a replicator may run again after stop()).
+  let made: Pool | null = null;
+  const pool = (): Pool => {
+    if (made) return made;
+    made = driver.createPool({
+      uri,
+      connectionLimit: 4,
+      // Batches of many sizes make many statements: keep few open (the server's limit is global).
+      maxPreparedStatements: 64,
+      charset: 'utf8mb4',
+      timezone: 'Z',
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+    });
+    // Errors of idle connections must not crash the host.
+    (made as unknown as { on(e: string, f: (err: Error) => void): void }).on?.('error', () => undefined);
+    return made;
+  };
   const fail = (err: unknown) => writeError('mysql', database, undefined, err, secrets, { connection: true });
   return {
     kind: 'mysql',
@@ -48,7 +54,7 @@ export async function mysqlFactory(database: string, uri: string, schema: string
     open: async () => {
       let conn: PoolConnection;
       try {
-        conn = await pool.getConnection();
+        conn = await pool().getConnection();
       } catch (err) {
         throw fail(err);
       }
@@ -58,13 +64,15 @@ export async function mysqlFactory(database: string, uri: string, schema: string
     },
     ping: async () => {
       try {
-        await pool.query('SELECT 1');
+        await pool().query('SELECT 1');
       } catch (err) {
         throw fail(err);
       }
     },
     close: async () => {
-      await pool.end();
+      const p = made;
+      made = null;
+      await p?.end();
     },
   };
 }

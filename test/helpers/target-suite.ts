@@ -72,6 +72,11 @@ export function targetSuite(kind: TargetKind, failure: Failure): void {
       expect(applied[0]!.upserted.map((k) => typeof k.id)).toEqual(['number', 'number']);
       expect((await kick(rep)).status).toBe('empty');
       expect(await expectSame(a, b)).toEqual(['1|∅|11', '10|ten|30']);
+      // stop() closes the receiver's connections; a later kick opens them again.
+      await rep.stop();
+      await a.sql(`INSERT INTO t VALUES (4, 'after stop', 4)`);
+      expect((await kick(rep)).tables['public.t']!.upserted).toBe(1);
+      expect(await expectSame(a, b)).toEqual(['1|∅|11', '4|after stop|4', '10|ten|30']);
     });
 
     it('TRUNCATE on the source empties the table; rows written after it survive', async () => {
