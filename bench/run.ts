@@ -29,10 +29,11 @@ import { memory } from './scenarios/memory.js';
 import { multimaster } from './scenarios/multimaster.js';
 import { native } from './scenarios/native.js';
 import { overhead } from './scenarios/overhead.js';
+import { targets } from './scenarios/targets.js';
 import { transform } from './scenarios/transform.js';
 import { validate } from './scenarios/validate.js';
 
-export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, validate, native, transform];
+export const scenarios: Scenario[] = [overhead, latency, bulk, memory, fullcopy, multimaster, instances, validate, native, transform, targets];
 
 interface Args {
   quick: boolean;

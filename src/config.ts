@@ -89,6 +89,48 @@ export const databaseConfigSchema = z.union([
 ]);
 export type DatabaseConfig = z.input<typeof databaseConfigSchema>;
 
+/** A receiving database that is not PostgreSQL (only a `target` or `fullcopy`). */
+export const foreignDatabaseSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('sqlite'),
+    /** The SQLite file (created by SQLite when missing; its tables must exist). */
+    filename: z.string().min(1, 'must not be empty'),
+  }),
+  z.strictObject({
+    type: z.literal('mysql'),
+    /** `mysql://user:password@host:port/database` (MySQL or MariaDB). */
+    uri: z.string().min(1, 'must not be empty').refine((s) => /^mysql:\/\//i.test(s), 'must be a mysql:// URI'),
+  }),
+  z.strictObject({
+    type: z.literal('redis'),
+    /** `redis://[user:password@]host:port[/db]`. */
+    url: z.string().min(1, 'must not be empty').refine((s) => /^rediss?:\/\//i.test(s), 'must be a redis:// or rediss:// URL'),
+  }),
+]);
+export type ForeignDatabaseConfig = z.input<typeof foreignDatabaseSchema>;
+export type ResolvedForeignDatabaseConfig = z.output<typeof foreignDatabaseSchema>;
+
+/** What addDatabase() takes: a PostgreSQL connection, or `{ type, ... }` for another kind. */
+export type AnyDatabaseConfig = DatabaseConfig | ForeignDatabaseConfig;
+
+/**
+ * Either kind of database config, checked by the schema its `type` (or its lack) chooses, so a
+ * bad field is reported for that kind only.
+ */
+export const anyDatabaseConfigSchema = z.unknown().transform((v, ctx) => {
+  const r = (isForeignConfig(v) ? foreignDatabaseSchema : databaseConfigSchema).safeParse(v);
+  if (r.success) return r.data as z.output<typeof databaseConfigSchema> | ResolvedForeignDatabaseConfig;
+  // The issues as they are (issuesOf reads unions and unknown keys from them).
+  for (const issue of r.error.issues) ctx.addIssue(issue as Parameters<typeof ctx.addIssue>[0]);
+  return z.NEVER;
+});
+
+/** Whether `config` names another kind of database (`{ type }`). */
+export function isForeignConfig(config: unknown): config is ForeignDatabaseConfig {
+  return typeof config === 'object' && config !== null && 'type' in config;
+}
+
+
 const fnSchema = <T>(what: string) => z.custom<T>((v) => typeof v === 'function', { message: `must be ${what}` });
 
 const simpleStrategySchema: z.ZodType<SimpleStrategy> = z.union([
@@ -214,7 +256,7 @@ export interface CheckedSync {
  * database known (else UNKNOWN_DATABASE), no table listed twice, precedence lists naming
  * sources only (else CONFIG_INVALID naming the field).
  */
-export function checkSync(name: string, input: unknown, knownDatabases: ReadonlySet<string>): CheckedSync {
+export function checkSync(name: string, input: unknown, knownDatabases: ReadonlySet<string>, foreign: ReadonlyMap<string, string> = new Map()): CheckedSync {
   checkName('sync', name);
   const config = parseConfig(syncConfigSchema, input, `sync "${name}"`);
   const unknown = Object.keys(config.databases).filter((d) => !knownDatabases.has(d));
@@ -223,6 +265,14 @@ export function checkSync(name: string, input: unknown, knownDatabases: Readonly
       'UNKNOWN_DATABASE',
       `Sync "${name}" names database${unknown.length > 1 ? 's' : ''} ${unknown.map((d) => `"${d}"`).join(', ')} that ${unknown.length > 1 ? 'were' : 'was'} never added. Call addDatabase() first.`,
       { sync: name, database: unknown[0] },
+    );
+  }
+  const wrongRole = Object.entries(config.databases).filter(([db, role]) => foreign.has(db) && role === 'source');
+  if (wrongRole.length > 0) {
+    throw new PgferryError(
+      'CONFIG_INVALID',
+      `Invalid sync "${name}": ${wrongRole.map(([db]) => `databases.${db}: database "${db}" is ${foreign.get(db)}, which can only be a 'target' or 'fullcopy'`).join('; ')}.`,
+      { sync: name, issues: wrongRole.map(([db]) => ({ path: `databases.${db}`, message: `a ${foreign.get(db)} database can only be a 'target' or 'fullcopy'` })) },
     );
   }
   const relations = config.tables.map((t) => parseQualifiedName(typeof t === 'string' ? t : t.table));

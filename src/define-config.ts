@@ -5,7 +5,7 @@
  * a bad field is CONFIG_INVALID naming its whole path (`syncs.shop.onetimecopy`).
  */
 import { z } from 'zod';
-import { databaseConfigSchema, parseConfig, syncConfigSchema, type DatabaseConfig, type SyncConfig } from './config.js';
+import { anyDatabaseConfigSchema, databaseConfigSchema, parseConfig, syncConfigSchema, type AnyDatabaseConfig, type SyncConfig } from './config.js';
 import { PgferryError, type ConfigIssue } from './errors.js';
 import type { ControlStore } from './store/control-store.js';
 
@@ -37,7 +37,7 @@ const storeConfigSchema = z.union([
 
 export const pgferryConfigSchema = z.strictObject({
   /** Database name → a connection string, a pg PoolConfig, or `{ pool }`. */
-  databases: z.record(name, databaseConfigSchema).refine((d) => Object.keys(d).length > 0, { message: 'add at least one database' }),
+  databases: z.record(name, anyDatabaseConfigSchema).refine((d) => Object.keys(d).length > 0, { message: 'add at least one database' }),
   /** Sync name → its configuration, as for `addSync()`. */
   syncs: z.record(name, syncConfigSchema),
   store: storeConfigSchema.optional(),
@@ -49,7 +49,7 @@ export type StoreConfig = { kind: 'memory' } | z.input<typeof postgresStoreSchem
 
 /** The configuration of the `pgferry` command (a `pgferry.config.mjs` default export). */
 export interface PgferryConfig {
-  databases: Record<string, DatabaseConfig>;
+  databases: Record<string, AnyDatabaseConfig>;
   syncs: Record<string, SyncConfig>;
   store?: StoreConfig;
   schema?: string;

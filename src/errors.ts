@@ -14,6 +14,7 @@ export type PgferryErrorCode =
   | 'CONNECTION_FAILED'
   | 'STOPPED'
   | 'SCHEMA_TOO_NEW'
+  | 'NOT_SUPPORTED'
   | 'RUN_FAILED';
 
 export interface ConfigIssue {

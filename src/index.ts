@@ -9,7 +9,7 @@ export type { PostgresControlStoreOptions } from './store/postgres-store.js';
 export type { ValidationResult, TableValidation, TableDifference, TableRepair, ValidateOptions } from './sync/validate.js';
 export { PgferryError, isPgferryError } from './errors.js';
 export type { PgferryErrorCode, ConfigIssue } from './errors.js';
-export type { ReplicatorOptions, DatabaseConfig, SyncConfig } from './config.js';
+export type { ReplicatorOptions, DatabaseConfig, ForeignDatabaseConfig, AnyDatabaseConfig, SyncConfig } from './config.js';
 export { defineConfig } from './define-config.js';
 export type { PgferryConfig, StoreConfig } from './define-config.js';
 export type {

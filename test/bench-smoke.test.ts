@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['overhead', 'latency', 'bulk', 'memory', 'fullcopy', 'multimaster', 'instances', 'validate', 'native', 'transform'];
+const SCENARIOS = ['overhead', 'latency', 'bulk', 'memory', 'fullcopy', 'multimaster', 'instances', 'validate', 'native', 'transform', 'targets'];
 
 function runQuick(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

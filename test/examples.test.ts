@@ -1,5 +1,5 @@
 /**
- * The examples run as a user runs them: examples/prometheus.ts in a child process (tsx, from the
+ * The examples run as a user runs them: examples/prometheus.ts and examples/sqlite-copy.ts in a child process (tsx, from the
  * repository root so `pgferry` is the source), on the shared test servers, printing the pgferry
  * lines of its own Prometheus endpoint.
  */
@@ -56,4 +56,16 @@ it('examples/prometheus.ts exposes every pgferry instrument on /metrics with its
   // Two keys left pending on the source.
   expect(sample('pgferry_backlog{'), shown).toMatch(/^pgferry_backlog\{sync="shop",database="a",.*\} 2$/);
   expect(sample('pgferry_lag{'), shown).toMatch(/^pgferry_lag\{sync="shop",.*\} \d+$/);
+});
+
+it('examples/sqlite-copy.ts copies two tables into a SQLite file, then sends an update, a delete and an insert', { timeout: TIMEOUT_MS + 10_000 }, async () => {
+  const r = await run('examples/sqlite-copy.ts');
+  const shown = `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+  expect(r.code, shown).toBe(0);
+  expect(r.stdout.trim().split('\n'), shown).toEqual([
+    'first run: 2 rows copied into catalogue.db',
+    'next run: 2 upserted, 1 deleted',
+    'products {"id":1,"name":"kettle","price":"26.50","tags":"{kitchen}","in_stock":1}',
+    'prices_changed {"id":1,"at":"2026-05-01T10:00:00Z"}',
+  ]);
 });

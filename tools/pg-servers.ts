@@ -77,7 +77,8 @@ export interface OsUser {
   gid: number;
 }
 
-function osUser(name: string): OsUser | null {
+/** The ids of the OS user `name`, or null when there is none. */
+export function osUser(name: string): OsUser | null {
   try {
     const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
     const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
@@ -174,7 +175,7 @@ function nativeDirNeeds(nativeDir: string): PathAccess[] {
  * A directory for server data and the binaries' cache that `user` can enter: the temporary
  * directory, else /tmp.
  */
-function baseDirFor(user: OsUser | null): string {
+export function baseDirFor(user: OsUser | null): string {
   const tmp = os.tmpdir();
   if (!user || unreachableFor(user, [['-x', tmp]]) === null) return tmp;
   if (tmp !== '/tmp' && unreachableFor(user, [['-x', '/tmp']]) === null) return '/tmp';
@@ -308,30 +309,50 @@ export async function embeddedBinDir(): Promise<string> {
   return path.join(nativeDir, 'bin');
 }
 
-/** Runs initdb for `data` (superuser postgres, scram password from `pwfile`); rejects with what it printed. */
-export function initdb(binDir: string, data: string, pwfile: string, flags: string[], spawnOpts: SpawnOptions): Promise<void> {
+/**
+ * Runs `file` to completion; rejects, naming it `name`, with what it printed on stderr (or, with
+ * `stdout: true`, on both) when it fails.
+ */
+export function runProgram(
+  file: string,
+  args: string[],
+  spawnOpts: SpawnOptions,
+  o: { name: string; stdout?: boolean },
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const p = spawn(path.join(binDir, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, ...flags], spawnOpts);
+    const p = spawn(file, args, spawnOpts);
     let err = '';
     p.stderr?.on('data', (d) => { err += String(d); });
-    p.stdout?.on('data', () => {});
+    p.stdout?.on('data', (d) => { if (o.stdout) err += String(d); });
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${o.name} failed (${code}): ${err}`))));
   });
 }
 
+/** Runs initdb for `data` (superuser postgres, scram password from `pwfile`); rejects with what it printed. */
+export function initdb(binDir: string, data: string, pwfile: string, flags: string[], spawnOpts: SpawnOptions): Promise<void> {
+  const args = ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, ...flags];
+  return runProgram(path.join(binDir, 'initdb'), args, spawnOpts, { name: 'initdb' });
+}
+
 /**
- * Resolves when a postgres process says it accepts connections; rejects when it exits first
- * (with what it printed). `onExit` runs whenever it exits. Its pipes keep being drained.
+ * Resolves when a server process prints `readyLine` (by default postgres's "ready to accept
+ * connections"); rejects when it exits first (with what it printed, naming it `name`). `onExit`
+ * runs whenever it exits. Its pipes keep being drained.
  */
-export function untilReady(p: ChildProcess, onExit: () => void): Promise<void> {
+export function untilReady(
+  p: ChildProcess,
+  onExit: () => void,
+  readyLine = 'ready to accept connections',
+  name = 'postgres',
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let out = '';
     let ready = false;
     const onData = (d: Buffer) => {
       if (ready) return; // keep draining the pipes, stop collecting
       out += String(d);
-      if (out.includes('ready to accept connections')) {
+      if (out.includes(readyLine)) {
         ready = true;
         out = '';
         resolve();
@@ -342,14 +363,43 @@ export function untilReady(p: ChildProcess, onExit: () => void): Promise<void> {
     p.on('error', reject);
     p.on('exit', (code, signal) => {
       onExit();
-      if (!ready) reject(new Error(`postgres exited (${code ?? signal}) before it was ready: ${out}`));
+      if (!ready) reject(new Error(`${name} exited (${code ?? signal}) before it was ready: ${out}`));
     });
   });
 }
 
-/** Servers started by `startServerProcess` and not stopped yet: told to shut down when this process exits. */
-const running = new Set<ChildProcess>();
+/**
+ * Server processes started here and not stopped yet, with the signal that shuts each down: sent
+ * when this process exits.
+ */
+const running = new Map<ChildProcess, NodeJS.Signals>();
 let exitHook = false;
+
+/**
+ * Waits until server process `p` is ready (see `untilReady`), then keeps it in `running` until it
+ * exits, to be sent `shutdownSignal` if this process exits first.
+ */
+export async function startedServer(
+  p: ChildProcess,
+  o: { readyLine?: string; name?: string; shutdownSignal: NodeJS.Signals },
+): Promise<void> {
+  await untilReady(p, () => running.delete(p), o.readyLine, o.name);
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  running.set(p, o.shutdownSignal);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => { for (const [c, signal] of running) c.kill(signal); });
+  }
+}
+
+/** Sends `signal` to server process `p` (unless it has exited) and resolves once it has exited. */
+export function stopProcess(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill(signal);
+  });
+}
 
 /**
  * initdb then postgres from `binDir`, in a new temporary directory (deleted by stop()), as the
@@ -380,12 +430,7 @@ async function startServerProcess(o: {
     await initdb(o.binDir, data, pwfile, o.initdbFlags, spawnOpts);
     const p = spawn(path.join(o.binDir, 'postgres'), ['-D', data, '-p', String(port), ...o.postgresFlags], spawnOpts);
     proc = p;
-    await untilReady(p, () => running.delete(p));
-    running.add(p);
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => { for (const c of running) c.kill('SIGINT'); });
-    }
+    await startedServer(p, { shutdownSignal: 'SIGINT' });
   } catch (err) {
     if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await fs.rm(dir, { recursive: true, force: true });
@@ -398,11 +443,7 @@ async function startServerProcess(o: {
     version: await serverVersion(url),
     kind: o.kind,
     async stop() {
-      await new Promise<void>((resolve) => {
-        if (p.exitCode !== null || p.signalCode !== null) return resolve();
-        p.once('exit', () => resolve());
-        p.kill('SIGINT');
-      });
+      await stopProcess(p, 'SIGINT');
       await fs.rm(dir, { recursive: true, force: true });
     },
   };

@@ -98,20 +98,30 @@ export async function stageRows(
   goneOnly = false,
   filter?: string,
 ): Promise<number> {
+  const out = `COPY (${changedRowsSelect(source.name, t, temp, columns, range, goneOnly, filter)}) TO STDOUT`;
+  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
+  return pipeCopy(source, receiver, out, into);
+}
+
+/**
+ * On the source named `sourceName`: the changed keys of its key table (numbered in `range`,
+ * when given) with their current rows, as columns `pgferry_present, pgferry_source,
+ * pgferry_origin, pgferry_n, ...columns` (see stageRows). Staged by COPY for PostgreSQL
+ * receivers, read in batches for the others (sync/foreign.ts).
+ */
+export function changedRowsSelect(sourceName: string, t: TableInfo, temp: TempNames, columns: string[], range?: KeyRange, goneOnly = false, filter?: string): string {
   const keys = new Set(t.key);
   // Key columns as the row spells them now (a key table keeps one of the spellings its deltas saw).
-  const select = columns.map((c) => (keys.has(c) ? `coalesce(t.${ident(c)}, k.${ident(c)})` : `t.${ident(c)}`)).join(', ');
+  const select = columns.map((c) => (keys.has(c) ? `coalesce(t.${ident(c)}, k.${ident(c)}) AS ${ident(c)}` : `t.${ident(c)}`)).join(', ');
   const n = `k.${KEY_TABLE.number}`;
   const conditions = [
     ...(range ? [`${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}`] : []),
     ...(goneOnly ? [`t.${ident(t.key[0]!)} IS NULL`] : []),
   ];
   const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
-  const src = literal(source.name);
-  const out = `COPY (SELECT t.${ident(t.key[0]!)} IS NOT NULL, ${src}, coalesce(k.${KEY_TABLE.origin}, ${src}), ${n}, ${select}
-                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t, 't', 'k')} ${where}) TO STDOUT`;
-  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
-  return pipeCopy(source, receiver, out, into);
+  const src = literal(sourceName);
+  return `SELECT t.${ident(t.key[0]!)} IS NOT NULL AS ${PRESENT}, ${src} AS ${SOURCE}, coalesce(k.${KEY_TABLE.origin}, ${src}) AS ${ORIGIN}, ${n} AS ${NUMBER}, ${select}
+                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t, 't', 'k')} ${where}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Transforms: the rows of a table with a transform pass through JavaScript on their way to a
  * receiver, and only those. The staged rows that exist at the source are read back from the
- * receiver's staging table through a cursor, a batch at a time, parsed as resolver rows are
+ * receiver's staging table through a cursor, a batch at a time (batches.ts), parsed as resolver rows are
  * (db/row-types.ts), given to the transform, and written into a second temporary table as the
  * rows it returned; then those replace the staged rows. A key whose transform returned null is
  * left out for that receiver: neither written nor deleted. Memory holds one batch.
@@ -15,6 +15,7 @@ import { ident, identList, literal, qualified, shortHash } from '../sql/ident.js
 import { STAGING, type TempNames } from '../sql/names.js';
 import type { Row, TableTransform, TransformContext } from '../types.js';
 import { createStaging, jsonRow } from './applier.js';
+import { readBatches } from './batches.js';
 
 /** A transform and where the rows it sees are going. */
 export interface StagedTransform {
@@ -22,9 +23,6 @@ export interface StagedTransform {
   ctx: TransformContext;
 }
 
-/** Rows read, transformed and written back at a time. */
-const BATCH = 1000;
-const CURSOR = 'pgferry_transform';
 const META = [STAGING.present, STAGING.source, STAGING.origin, STAGING.number] as const;
 
 /**
@@ -36,12 +34,9 @@ export async function transformStaged(receiver: Session, here: TableInfo, temp: 
   const out = `${temp.staging}_t`;
   const shape = shortHash(columns.map((c) => `${c} ${here.columns.find((x) => x.name === c)?.type}`).join(', '));
   await receiver.tempTable(out, `CREATE TEMP TABLE ${ident(out)} ON COMMIT DELETE ROWS AS SELECT * FROM ${staged} WITH NO DATA /* ${shape} */`);
-  await receiver.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT ${identList([...META, ...columns])} FROM ${staged} WHERE ${STAGING.present}`);
   let dropped = 0;
-  for (;;) {
-    const r = await receiver.query<Row>(`FETCH ${BATCH} FROM ${CURSOR}`, [], rowTypes);
-    if (r.rows.length === 0) break;
-    const done = await Promise.all(r.rows.map((staged) => transformOne(staged, columns, key, tr)));
+  for await (const rows of readBatches(receiver, `SELECT ${identList([...META, ...columns])} FROM ${staged} WHERE ${STAGING.present}`, rowTypes)) {
+    const done = await Promise.all(rows.map((staged) => transformOne(staged, columns, key, tr)));
     const kept = done.filter((x): x is string => x !== null);
     dropped += done.length - kept.length;
     if (kept.length === 0) continue;
@@ -51,30 +46,38 @@ export async function transformStaged(receiver: Session, here: TableInfo, temp: 
       throw transformError(tr.ctx, `in a batch of ${kept.length} rows`, `returned rows the receiver cannot take: ${(err as Error).message}`, err);
     }
   }
-  // A failure above leaves the cursor to the rollback of the run's transaction.
-  await receiver.query(`CLOSE ${CURSOR}`);
   await receiver.query(`DELETE FROM ${staged} WHERE ${STAGING.present}`);
   await receiver.query(`INSERT INTO ${staged} SELECT * FROM pg_temp.${ident(out)}`);
   return dropped;
 
   /** One staged row through the transform: the JSON of the row to stage instead, or null. */
   async function transformOne(staged: Row, cols: string[], keyCols: string[], t: StagedTransform): Promise<string | null> {
-    const row: Row = {};
-    for (const c of cols) row[c] = staged[c];
-    const keyOf = () => keyCols.map((k) => `${k}=${String(staged[k])}`).join(', ') || '(none)';
-    let result: Row | null;
-    try {
-      result = await t.fn({ ...row }, t.ctx);
-    } catch (err) {
-      throw transformError(t.ctx, `key ${keyOf()}`, `threw: ${(err as Error)?.message ?? String(err)}`, err);
-    }
-    if (result === null) return null;
-    if (typeof result !== 'object' || Array.isArray(result)) throw transformError(t.ctx, `key ${keyOf()}`, 'returned neither a row object nor null');
-    const written: Row = { ...result };
-    for (const k of keyCols) written[k] = staged[k]; // the key is kept: it names the row on every database
+    const written = await transformRow(staged, cols, keyCols, t);
+    if (written === null) return null;
     const meta = META.map((m) => `${JSON.stringify(m)}:${JSON.stringify(staged[m] ?? null)}`).join(',');
     return `{${meta},${jsonRow(written, cols, here).slice(1)}`;
   }
+}
+
+/**
+ * One row (of `cols`, read with `keyCols` as its key) through the transform: the row to write
+ * instead, its key kept as it was (the key names the row on every database), or null.
+ */
+export async function transformRow(staged: Row, cols: string[], keyCols: string[], t: StagedTransform): Promise<Row | null> {
+  const row: Row = {};
+  for (const c of cols) row[c] = staged[c];
+  const keyOf = () => keyCols.map((k) => `${k}=${String(staged[k])}`).join(', ') || '(none)';
+  let result: Row | null;
+  try {
+    result = await t.fn({ ...row }, t.ctx);
+  } catch (err) {
+    throw transformError(t.ctx, `key ${keyOf()}`, `threw: ${(err as Error)?.message ?? String(err)}`, err);
+  }
+  if (result === null) return null;
+  if (typeof result !== 'object' || Array.isArray(result)) throw transformError(t.ctx, `key ${keyOf()}`, 'returned neither a row object nor null');
+  const written: Row = { ...result };
+  for (const k of keyCols) written[k] = staged[k];
+  return written;
 }
 
 function transformError(ctx: TransformContext, at: string, what: string, cause?: unknown): PgferryError {

@@ -31,7 +31,8 @@ export class Installer {
     for (const plan of plans) checked.set(plan, await this.#readSources(plan));
     checkCaptureAgrees(checked);
     // Every receiver answers before anything is changed anywhere.
-    const receivers = new Set(plans.flatMap((plan) => receiversOf(plan)));
+    // Receivers that are not PostgreSQL are not in #dbs: they need nothing installed here.
+    const receivers = new Set(plans.flatMap((plan) => receiversOf(plan)).filter((name) => this.#dbs.has(name)));
     for (const name of receivers) await this.#dbs.get(name)!.query('SELECT 1');
     for (const [plan, perDb] of checked) {
       for (const [name, tables] of perDb) {
@@ -54,7 +55,7 @@ export class Installer {
    */
   async uninstall(plans: SyncPlan[], everything: boolean): Promise<void> {
     const names = new Set<string>();
-    for (const plan of plans) for (const d of plan.databases) names.add(d.name);
+    for (const plan of plans) for (const d of plan.databases) if (this.#dbs.has(d.name)) names.add(d.name);
     if (everything) for (const name of this.#dbs.keys()) names.add(name);
     const sync = everything ? undefined : plans[0]?.name;
     for (const name of names) {

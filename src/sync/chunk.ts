@@ -35,10 +35,12 @@ import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import { ident } from '../sql/ident.js';
 import { APPLIED_BY_SETTING, ORIGIN_SETTING } from '../sql/names.js';
+import type { Receiver } from '../receivers/receiver.js';
 import type { ExceptionContext } from '../types.js';
 import type { Run, RunTable } from './context.js';
 import { withExceptionHook } from './exception.js';
 import { applyPastNewerWrites } from './newer-writes.js';
+import { applyForeignChunk } from './foreign.js';
 import { copyInto } from './fullcopy.js';
 import { rowFilter, transformStagedRows } from './partial.js';
 
@@ -73,6 +75,8 @@ export class Chunk {
   /** Sources and tables whose staged counts entered the run result (once per chunk). */
   readonly #counted = new Set<string>();
   readonly #applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
+  /** Receivers of other kinds this chunk wrote to (in a transaction each, committed with it). */
+  readonly #foreign: Receiver[] = [];
 
   constructor(run: Run, plan: ChunkPlan) {
     this.#run = run;
@@ -101,6 +105,9 @@ export class Chunk {
     const run = this.#run;
     if (!run.plan.databases.some((x) => x.name === db)) {
       throw new PgferryError('UNKNOWN_DATABASE', `onException ctx.query: database "${db}" is not part of sync "${run.sync}".`, { sync: run.sync, database: db });
+    }
+    if (run.isForeign(db)) {
+      throw new PgferryError('CONFIG_INVALID', `onException ctx.query: database "${db}" is not PostgreSQL; ctx.query runs SQL on PostgreSQL databases only.`, { sync: run.sync, database: db });
     }
     const w = await this.#writer(db);
     // The hook's writes are the application's: captured and sent like any other change, with
@@ -159,6 +166,7 @@ export class Chunk {
   /** Stages this chunk's tables on receiver `name` and writes them in foreign-key order. */
   async applyTo(name: string): Promise<void> {
     const run = this.#run;
+    if (run.isForeign(name)) return this.#applyForeign(name);
     const d = await this.#writer(name);
     const unread = run.tables.filter((t) => !t.receivers.has(name));
     const infos = await checkReceivers(d, unread, run.sources[0]!);
@@ -184,6 +192,23 @@ export class Chunk {
     }
     for (const [t, steps] of [...work].reverse()) if (steps.has('delete-late')) deleted(t, await this.#delete(d, t, known.get(t), false));
     for (const [t, steps] of work) if (!steps.has('upsert')) this.#applied.push({ target: name, table: t.display, up: { count: 0, keys: [] }, del: dels.get(t)! });
+  }
+
+  /** A receiver of another kind: the chunk's rows read in batches and written in its own transaction (foreign.ts). */
+  async #applyForeign(name: string): Promise<void> {
+    const r = await this.#run.receiver(name);
+    await r.begin();
+    this.#foreign.push(r);
+    const count = (src: string, t: RunTable, upserted: number, deleted: number) => {
+      const id = `${src}\0${t.display}`;
+      if (this.#counted.has(id)) return;
+      this.#counted.add(id);
+      t.result.upserted += upserted;
+      t.result.deleted += deleted;
+    };
+    for (const a of await applyForeignChunk(this.#run, this.#plan, r, count, this.#wantKeys)) {
+      this.#applied.push({ target: name, table: a.table, up: { count: a.count, keys: a.upserted }, del: { count: 0, keys: a.deleted } });
+    }
   }
 
   /** On a source, rows changed there after the run read it keep their newer write. */
@@ -272,8 +297,10 @@ export class Chunk {
       // A source's read transaction keeps the fence row locked until the run commits it.
       if (run.reads.has(name)) run.fenced.add(name);
     }
+    for (const r of this.#foreign) await r.fence(run.sync, run.generation);
     const targets = [...this.#writers].filter(([name]) => !run.reads.has(name)).map(([, w]) => w);
     for (const w of targets) await w.commit();
+    for (const r of this.#foreign) await r.commit();
     // Give the connections back now: a run of many chunks must not hold one per chunk.
     for (const w of targets) await w.close();
     for (const a of this.#applied) {

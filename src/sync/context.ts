@@ -12,11 +12,15 @@ import { PgferryError, isPgferryError, isTransientDbError } from '../errors.js';
 import type { Emit } from '../events.js';
 import type { TablePartial } from '../partial.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
+import { PgReceiver } from '../receivers/postgres.js';
+import type { Receiver, ReceiverFactory } from '../receivers/receiver.js';
 import type { TempNames } from '../sql/names.js';
 import type { ConflictRecord, Row, RunReason, RunResult, TableResult } from '../types.js';
 
 export interface RunDeps {
   dbs: ReadonlyMap<string, Database>;
+  /** Receiving databases that are not PostgreSQL (SQLite, MySQL, Redis), by name. */
+  foreign?: ReadonlyMap<string, ReceiverFactory>;
   schema: string;
   emit: Emit;
   /** Aborting it destroys the run's connections: everything rolls back, the run rejects STOPPED. */
@@ -97,6 +101,10 @@ export class Run {
   /** Housekeeping to start once the run has given its connections back. */
   readonly afterwards: (() => Promise<void>)[] = [];
   readonly #open: Session[] = [];
+  /** Receivers of other kinds opened by the run (one connection each), by name. */
+  readonly #foreign = new Map<string, Promise<Receiver>>();
+  /** Receivers of other kinds whose tables were checked this run. */
+  readonly checkedForeign = new Set<string>();
 
   constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {
     this.plan = plan;
@@ -161,9 +169,43 @@ export class Run {
     return s;
   }
 
+  /** Whether `name` is a receiver that is not PostgreSQL (its rows travel parsed: sync/foreign.ts). */
+  isForeign(name: string): boolean {
+    return this.deps.foreign?.has(name) ?? false;
+  }
+
+  /**
+   * Receiver `name` through the interface every kind implements. A PostgreSQL receiver is a new
+   * session of the run (give it back with release()); one of another kind is the run's
+   * connection to it, kept to the end of the run (release() only rolls back).
+   */
+  async receiver(name: string): Promise<Receiver> {
+    if (!this.isForeign(name)) return new PgReceiver(await this.open(name), this.deps.schema, this.sync);
+    return this.#foreignReceiver(name);
+  }
+
+  /** Ends what a receiver of receiver() was doing: a PostgreSQL session closes, another kind rolls back. */
+  async release(r: Receiver): Promise<void> {
+    if (this.#foreign.has(r.name)) await r.rollback();
+    else await r.close();
+  }
+
+  #foreignReceiver(name: string): Promise<Receiver> {
+    if (this.deps.signal?.aborted) return Promise.reject(this.#stopped());
+    let r = this.#foreign.get(name);
+    if (!r) {
+      r = this.deps.foreign!.get(name)!.open(this.sync);
+      this.#foreign.set(name, r);
+      // A failed open is thrown to whoever waits for it, and forgotten.
+      r.catch(() => this.#foreign.delete(name));
+    }
+    return r;
+  }
+
   readonly #onAbort = (): void => {
     // Sessions already closed went back to the pool (maybe to someone else): destroy() skips them.
     for (const s of this.#open) s.destroy();
+    for (const r of this.#foreign.values()) r.then((x) => x.close(), () => undefined).catch(() => undefined);
   };
 
   #stopped(): PgferryError {
@@ -199,7 +241,12 @@ export class Run {
   /** Rolls back and returns every session still open. */
   async close(): Promise<void> {
     this.deps.signal?.removeEventListener('abort', this.#onAbort);
-    await Promise.all(this.#open.map((s) => s.close()));
+    const foreign = [...this.#foreign.values()];
+    this.#foreign.clear();
+    await Promise.all([
+      ...this.#open.map((s) => s.close()),
+      ...foreign.map((r) => r.then((x) => x.close(), () => undefined).catch(() => undefined)),
+    ]);
   }
 }
 

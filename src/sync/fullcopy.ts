@@ -10,13 +10,14 @@ import { binaryCompatible, estimateRows } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { APPLIED_BY_SETTING } from '../sql/names.js';
 import type { Run, RunTable } from './context.js';
+import { copyAllToForeign } from './foreign.js';
 import { copyThroughTransform, rowFilter } from './partial.js';
 
 /** How often copy:progress reports during a copy. */
 const PROGRESS_EVERY_MS = 250;
 
 export async function copyToFullcopies(run: Run): Promise<void> {
-  for (const name of run.fullcopies) await copyAllTo(run, name);
+  for (const name of run.fullcopies) await (run.isForeign(name) ? copyAllToForeign(run, name) : copyAllTo(run, name));
 }
 
 async function copyAllTo(run: Run, name: string): Promise<void> {

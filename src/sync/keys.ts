@@ -10,23 +10,24 @@
  * against the TRUNCATE would be known only by comparing two servers' clocks, and a skewed
  * clock must not lose a write.
  */
-import { hasDelivered } from '../apply/fence.js';
-import { isEmpty } from '../apply/fullcopy.js';
 import { collectKeys, dropKeysBefore, indexKeyTable, lastTruncate } from '../delta/reader.js';
 import { namesWithRole } from '../plan.js';
 import type { Run } from './context.js';
+import { checkForeign, receiverTable } from './foreign.js';
 
 export async function planFirstCopies(run: Run): Promise<void> {
   const forced = run.onetimecopy;
   const mode = forced ?? run.plan.config.onetimecopy;
   if (mode === 'never' || !run.incremental) return;
   for (const name of namesWithRole(run.plan, 'target')) {
-    const probe = await run.open(name);
-    await probe.begin();
-    if (forced || !(await hasDelivered(probe, run.deps.schema, run.sync))) {
-      for (const t of run.tables) if (mode === 'always' || (await isEmpty(probe, t.info))) t.copyInto.add(name);
+    const r = await run.receiver(name);
+    // Receivers that take parsed rows have no staging step to check their tables: now.
+    if (!r.capabilities.staged) await checkForeign(run, r);
+    await r.begin();
+    if (forced || !(await r.delivered(run.sync))) {
+      for (const t of run.tables) if (mode === 'always' || (await r.isEmpty(receiverTable(t)))) t.copyInto.add(name);
     }
-    await probe.close();
+    await run.release(r);
   }
 }
 

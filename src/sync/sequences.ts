@@ -1,6 +1,6 @@
 /**
  * Phase 7, sequences (not transactional): each sequence of the sync is set on every target
- * (and fullcopy database) to the sources' furthest value, with its increment and bounds. The
+ * (and fullcopy database) that is PostgreSQL to the sources' furthest value, with its increment and bounds. The
  * sources keep their own: two sources must hand out different ids (odd and even, or disjoint
  * ranges), and forcing one's increment and position on the other would make them collide.
  */
@@ -17,6 +17,7 @@ export async function syncSequences(run: Run): Promise<void> {
     // connection per database is all a run needs.
     const sessions = new Map<string, Session>();
     for (const d of run.plan.databases) {
+      if (run.isForeign(d.name)) continue; // sequences stay in PostgreSQL
       const s = run.reads.get(d.name)?.session ?? (await run.open(d.name));
       await s.begin();
       sessions.set(d.name, s);
