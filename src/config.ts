@@ -253,7 +253,8 @@ export interface CheckedSync {
 
 /**
  * Parses a sync's configuration and checks it against the databases added so far: every
- * database known (else UNKNOWN_DATABASE), no table listed twice, precedence lists naming
+ * database known (else UNKNOWN_DATABASE), no table listed twice (nor two of one name in
+ * different schemas with a SQLite or MySQL receiver), precedence lists naming
  * sources only (else CONFIG_INVALID naming the field).
  */
 export function checkSync(name: string, input: unknown, knownDatabases: ReadonlySet<string>, foreign: ReadonlyMap<string, string> = new Map()): CheckedSync {
@@ -283,6 +284,23 @@ export function checkSync(name: string, input: unknown, knownDatabases: Readonly
       throw new PgferryError('CONFIG_INVALID', `Invalid sync "${name}": table ${d} is listed twice.`, { sync: name, issues: [{ path: 'tables', message: `${d} is listed twice` }] });
     }
     seen.add(d);
+  }
+  // SQLite and MySQL receivers keep table `schema.table` as `table`: two schemas' tables of one name would be one table there.
+  const flat = Object.keys(config.databases).filter((db) => foreign.get(db) === 'sqlite' || foreign.get(db) === 'mysql');
+  if (flat.length > 0) {
+    const byName = new Map<string, string>();
+    for (const r of relations) {
+      const other = byName.get(r.name.toLowerCase());
+      if (other !== undefined) {
+        const d = displayName(r);
+        throw new PgferryError(
+          'CONFIG_INVALID',
+          `Invalid sync "${name}": tables: ${other} and ${d} would both be table "${r.name}" on ${foreign.get(flat[0]!)} database "${flat[0]}" (SQLite and MySQL receivers drop the schema). Replicate them to different databases, in syncs of their own.`,
+          { sync: name, issues: [{ path: 'tables', message: `${other} and ${d} would be one table "${r.name}" on database "${flat[0]}"` }] },
+        );
+      }
+      byName.set(r.name.toLowerCase(), displayName(r));
+    }
   }
   const cs = config.conflictStrategy;
   const strategies = [cs, ...(typeof cs === 'object' && !Array.isArray(cs) ? [cs.default, ...Object.values(cs.tables)] : [])];

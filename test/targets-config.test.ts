@@ -39,6 +39,26 @@ describe('receivers of other kinds in the configuration', () => {
     expect(rep.status().databases).toEqual(['a', 'lite', 'cache']);
   });
 
+  it('a sync with a SQLite or MySQL receiver cannot list two tables of one name in different schemas', async () => {
+    const rep = replicators.create();
+    await rep.addDatabase('a', 'postgres://u@127.0.0.1:1/x');
+    await rep.addDatabase('pg', 'postgres://u@127.0.0.1:1/y');
+    await rep.addDatabase('lite', SQLITE);
+    await rep.addDatabase('my', { type: 'mysql', uri: 'mysql://u@127.0.0.1:1/shop' });
+    await rep.addDatabase('cache', { type: 'redis', url: 'redis://127.0.0.1:1' });
+    for (const [db, kind] of [['lite', 'sqlite'], ['my', 'mysql']] as const) {
+      const err = await caught(rep.addSync(`s_${db}`, { tables: ['public.t', 'audit.T'], databases: { a: 'source', pg: 'target', [db]: 'target' } }));
+      expectConfigInvalid(err, 'tables');
+      expect(err.sync).toBe(`s_${db}`);
+      expect(err.message).toBe(
+        `Invalid sync "s_${db}": tables: public.t and audit.t would both be table "t" on ${kind} database "${db}" (SQLite and MySQL receivers drop the schema). Replicate them to different databases, in syncs of their own.`,
+      );
+    }
+    // PostgreSQL and Redis receivers keep the schema.
+    await rep.addSync('ok', { tables: ['public.t', 'audit.t'], databases: { a: 'source', pg: 'target', cache: 'target' } });
+    expect(rep.status().syncs.map((s) => s.name)).toEqual(['ok']);
+  });
+
   it('bad fields are named by path; a name is used once whatever the kind', async () => {
     const rep = replicators.create();
     expectConfigInvalid(await caught(rep.addDatabase('x', { type: 'sqlite' } as never)), 'x.filename');

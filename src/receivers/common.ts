@@ -57,7 +57,10 @@ export function scrub(message: string, secrets: readonly string[]): string {
 /**
  * An error a receiver's driver threw while writing `t`: CONSTRAINT_VIOLATION when the
  * database refused a row by a constraint (`constraint` named when the message names one),
- * CONNECTION_FAILED (transient) when it could not be reached, else RUN_FAILED.
+ * CONNECTION_FAILED when it could not be reached (transient unless `transient: false`, as for
+ * a wrong password), else RUN_FAILED (transient with `transient: true`: deadlocks, busy
+ * databases). `partial`: the transaction could not be undone (Redis EXEC ran its other
+ * commands), so the message does not say that nothing was applied.
  */
 export function writeError(
   kind: ReceiverKind,
@@ -65,18 +68,26 @@ export function writeError(
   t: ReceiverTable | undefined,
   err: unknown,
   secrets: readonly string[],
-  how: { constraint?: boolean; connection?: boolean; name?: string },
+  how: { constraint?: boolean; connection?: boolean; transient?: boolean; partial?: boolean; name?: string },
 ): PgferryError {
   if (err instanceof PgferryError) return err;
   const message = scrub((err as Error)?.message ?? String(err), secrets);
   const where = t ? ` table ${t.display} (${t.name})` : '';
   const cause = new Error(message);
   if (how.connection) {
-    return new PgferryError('CONNECTION_FAILED', `Cannot reach ${kind} database "${database}": ${message}. Check that the server is running and reachable.`, {
-      database,
-      transient: true,
-      cause,
-    });
+    const transient = how.transient ?? true;
+    return new PgferryError(
+      'CONNECTION_FAILED',
+      `Cannot reach ${kind} database "${database}": ${message}. ${transient ? 'Check that the server is running and reachable.' : 'Check the user, password and database in its configuration; retrying does not help.'}`,
+      { database, transient, cause },
+    );
+  }
+  if (how.partial) {
+    return new PgferryError(
+      'RUN_FAILED',
+      `Writing${where} on ${kind} database "${database}" failed: ${message}. The write may be partial: ${kind} applied the transaction's other commands. The watermark stays, so the next run writes the chunk again.`,
+      { database, ...(t && { table: t.display }), cause },
+    );
   }
   if (how.constraint) {
     return new PgferryError(
@@ -88,6 +99,7 @@ export function writeError(
   return new PgferryError('RUN_FAILED', `Writing${where} on ${kind} database "${database}" failed: ${message}. Nothing of the run was applied.`, {
     database,
     ...(t && { table: t.display }),
+    ...(how.transient && { transient: true }),
     cause,
   });
 }

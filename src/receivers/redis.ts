@@ -1,10 +1,10 @@
 /**
  * Redis receivers (ioredis, an optional peer dependency). A row of `schema.table` is the hash
- * `schema.table:KEY` (KEY: the key columns' PostgreSQL text joined by `:`), its fields the
- * other columns in PostgreSQL text form, a NULL column an absent field; the set
- * `schema.table:keys` lists the KEYs, so TRUNCATE deletes every hash of the table. A chunk is
- * one MULTI/EXEC on a connection of the run's own: commands are sent as they come (pipelined,
- * queued by the server) and take effect together at EXEC. The fence of a sync is the string
+ * `schema.table:KEY` (KEY: the key columns' PostgreSQL text, escaped and joined by `:`, see
+ * redisKey), its fields the other columns in PostgreSQL text form, a NULL column an absent
+ * field; the set `schema.table:keys` lists the KEYs, so TRUNCATE deletes every hash of the
+ * table. A chunk is one MULTI/EXEC on a connection of the run's own: commands are sent as they
+ * come (pipelined, queued by the server) and take effect together at EXEC. The fence of a sync is the string
  * `<schema>:fence:<sync>`, WATCHed from the start of the chunk, so a run that lost its lock
  * while a newer one wrote cannot commit.
  */
@@ -32,9 +32,15 @@ export function redisNames(t: Pick<ReceiverTable, 'schema' | 'name'>): { prefix:
   return { prefix, keys: `${prefix}keys` };
 }
 
-/** The KEY of a row: its key columns' text joined by `:`. */
+/**
+ * The KEY of a row: its key columns' text, each with `\` written `\\` and `:` written `\:`,
+ * joined by `:` (so ('x:y', 'z') and ('x', 'y:z') stay two rows); a KEY that would be `keys`
+ * is `\keys`, so no row's hash is the table's `:keys` set. Texts without `:` or `\` are
+ * unchanged.
+ */
 export function redisKey(t: Pick<ReceiverTable, 'key'>, row: RowKey): string {
-  return t.key.map((k) => keyText(row[k])).join(':');
+  const key = t.key.map((k) => keyText(row[k]).replace(/[\\:]/g, '\\$&')).join(':');
+  return key === 'keys' ? '\\keys' : key;
 }
 
 export async function redisFactory(database: string, url: string, schema: string): Promise<ReceiverFactory> {
@@ -55,7 +61,17 @@ export async function redisFactory(database: string, url: string, schema: string
   return {
     kind: 'redis',
     where,
-    open: async (sync) => new RedisReceiver(database, sync, await connect(), await connect(), schema, secrets),
+    open: async (sync) => {
+      const tx = await connect();
+      let reader: RedisClient;
+      try {
+        reader = await connect();
+      } catch (err) {
+        tx.disconnect();
+        throw err;
+      }
+      return new RedisReceiver(database, sync, tx, reader, schema, secrets);
+    },
     ping: async () => {
       const c = await connect();
       try {
@@ -85,6 +101,8 @@ class RedisReceiver implements Receiver {
   /** The sync's fence as it was when the chunk began (WATCHed since). */
   #fence: string | null = null;
   #fenced: Generation | null = null;
+  /** The fences the open MULTI sets, with what they held before (null: none). */
+  #fencesBefore = new Map<string, string | null>();
   /** Rows sent while emptied tables are filled need no existence check. */
   #copying = false;
 
@@ -114,6 +132,7 @@ class RedisReceiver implements Receiver {
     try {
       // The fence is read and WATCHed before MULTI (WATCH is refused inside it): EXEC then fails
       // when another run wrote the fence meanwhile.
+      this.#fencesBefore.clear();
       await this.#tx.watch(this.#fenceKey(this.#sync));
       this.#fence = await this.#tx.get(this.#fenceKey(this.#sync));
       await this.#tx.multi({ pipeline: false });
@@ -203,6 +222,7 @@ class RedisReceiver implements Receiver {
     const text = sync === this.#sync ? this.#fence : await this.#reader.get(this.#fenceKey(sync)).catch((err: unknown) => Promise.reject(this.#error(undefined, err)));
     const recorded = text ? { generation: text.slice(0, text.indexOf(' ')), origin: text.slice(text.indexOf(' ') + 1) } : undefined;
     if (!mayPass(recorded, generation)) throw staleRun(sync, this.name, generation);
+    if (!this.#fencesBefore.has(sync)) this.#fencesBefore.set(sync, text);
     try {
       await this.#tx.set(this.#fenceKey(sync), `${generation.value} ${generation.origin}`);
     } catch (err) {
@@ -221,8 +241,16 @@ class RedisReceiver implements Receiver {
     }
     this.#inMulti = false;
     if (r === null) throw staleRun(this.#sync, this.name, this.#fenced ?? { value: 0n, origin: '' });
+    // EXEC ran every queued command: all but the failed one took effect.
     const failed = r.find(([e]) => e !== null)?.[0];
-    if (failed) throw this.#error(undefined, failed);
+    if (failed) {
+      // The fences were set too: put back what they held, so that a first copy that failed is not taken as done (the run still holds its lock).
+      for (const [sync, before] of this.#fencesBefore) {
+        const key = this.#fenceKey(sync);
+        await (before === null ? this.#reader.del(key) : this.#reader.set(key, before)).catch(() => undefined);
+      }
+      throw writeError('redis', this.name, undefined, failed, this.#secrets, { partial: true });
+    }
   }
 
   async rollback(): Promise<void> {

@@ -1,9 +1,9 @@
 /**
  * SQLite receivers (better-sqlite3, an optional peer dependency): table `schema.table` is the
- * SQLite table `table`. One transaction per chunk (BEGIN IMMEDIATE, so a second writer waits
- * instead of failing), prepared statements run row by row (SQLite has no round trips), an
- * upsert by the key (`ON CONFLICT (key) DO UPDATE`). The journal mode (WAL or not) is the
- * user's. better-sqlite3 is synchronous: each statement holds the event loop while it runs.
+ * SQLite table `table`. One transaction per chunk (BEGIN IMMEDIATE: a second writer waits
+ * BUSY_TIMEOUT_MS for the lock, then fails with a transient error), prepared statements run
+ * row by row (SQLite has no round trips), an upsert by the key (`ON CONFLICT (key) DO
+ * UPDATE`). The journal mode (WAL or not) is the user's. better-sqlite3 is synchronous: each statement holds the event loop while it runs.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Generation } from '../apply/fence.js';
@@ -18,6 +18,13 @@ type Statement = BetterSqlite3.Statement;
 
 const CAPABILITIES: ReceiverCapabilities = { roles: ['target', 'fullcopy'], staged: false, validate: false };
 
+/**
+ * How long a statement waits for another writer's lock. better-sqlite3 waits synchronously,
+ * holding the event loop: kept short, and a locked database is a transient error that
+ * background runs retry with backoff.
+ */
+const BUSY_TIMEOUT_MS = 100;
+
 /** A name as SQLite reads it. */
 export function sqliteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -28,9 +35,9 @@ export async function sqliteFactory(database: string, filename: string, schema: 
   return {
     kind: 'sqlite',
     where: filename,
-    open: async () => new SqliteReceiver(database, new Driver(filename, { timeout: 30_000 }), schema),
+    open: async () => new SqliteReceiver(database, new Driver(filename, { timeout: BUSY_TIMEOUT_MS }), schema),
     ping: async () => {
-      const db = new Driver(filename, { timeout: 30_000 });
+      const db = new Driver(filename, { timeout: BUSY_TIMEOUT_MS });
       db.close();
     },
     close: async () => undefined,
@@ -57,7 +64,8 @@ class SqliteReceiver implements Receiver {
     } catch (err) {
       const code = String((err as { code?: string }).code ?? '');
       const name = /CHECK constraint failed: (\S+)/.exec((err as Error).message ?? '')?.[1];
-      throw writeError('sqlite', this.name, t, err, [], { constraint: code.startsWith('SQLITE_CONSTRAINT'), ...(name && { name }), connection: code === 'SQLITE_CANTOPEN' });
+      const busy = code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
+      throw writeError('sqlite', this.name, t, err, [], { constraint: code.startsWith('SQLITE_CONSTRAINT'), ...(name && { name }), connection: code === 'SQLITE_CANTOPEN', ...(busy && { transient: true }) });
     }
   }
 

@@ -95,7 +95,7 @@ function sqliteDb(filename: string): TargetDb {
 async function mysqlDb(serverUrl: string): Promise<TargetDb> {
   const name = `t_${randomBytes(4).toString('hex')}`;
   const admin = await mysql.createConnection({ uri: serverUrl });
-  await admin.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  await admin.query(`CREATE DATABASE ${name} CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin`);
   await admin.end();
   const uri = `${serverUrl.replace(/\/$/, '')}/${name}`;
   // JSON columns as the text stored, not parsed.
@@ -117,7 +117,7 @@ async function mysqlDb(serverUrl: string): Promise<TargetDb> {
     kind: 'mysql',
     config: { type: 'mysql', uri },
     async create(t) {
-      await exec(`CREATE TABLE \`${t.name}\` (${t.mysql}) DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_bin`);
+      await exec(`CREATE TABLE \`${t.name}\` (${t.mysql}) DEFAULT CHARSET = utf8mb4 COLLATE utf8mb4_nopad_bin`);
     },
     exec,
     async rows(table, key) {
@@ -149,12 +149,20 @@ async function redisDb_(serverUrl: string, index: number): Promise<TargetDb> {
       return client.call(cmd!, ...args);
     },
     async rows(table, key) {
-      const members = await client.smembers(`public.${table}:keys`);
+      // Every member of the set and every hash of the table, so that a hash the set does not list fails a comparison.
+      const prefix = `public.${table}:`;
+      const names = new Set(await client.smembers(`${prefix}keys`));
+      let cursor = '0';
+      do {
+        const [next, found] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000);
+        cursor = next;
+        for (const f of found) if (f !== `${prefix}keys`) names.add(f.slice(prefix.length));
+      } while (cursor !== '0');
       const out: Record<string, unknown>[] = [];
-      for (const m of members) {
-        const parts = m.split(':');
+      for (const m of names) {
+        const parts = redisKeyParts(m);
         const row: Record<string, unknown> = Object.fromEntries(key.map((k, i) => [k, parts[i]]));
-        Object.assign(row, await client.hgetall(`public.${table}:${m}`));
+        Object.assign(row, await client.hgetall(`${prefix}${m}`));
         out.push(row);
       }
       const num = (v: unknown) => (/^-?\d+$/.test(String(v)) ? BigInt(String(v)) : String(v));
@@ -169,6 +177,21 @@ async function redisDb_(serverUrl: string, index: number): Promise<TargetDb> {
       });
     },
   };
+}
+
+/** The key columns' texts of a Redis KEY (README: `\\` and `\:` escaped, `\keys` for `keys`). */
+export function redisKeyParts(key: string): string[] {
+  if (key === '\\keys') return ['keys'];
+  const parts: string[] = [];
+  let part = '';
+  for (let i = 0; i < key.length; i++) {
+    if (key[i] === '\\') part += key[++i] ?? '';
+    else if (key[i] === ':') {
+      parts.push(part);
+      part = '';
+    } else part += key[i];
+  }
+  return [...parts, part];
 }
 
 /** The simple table most tests use. */
