@@ -3,9 +3,9 @@
  * small shop schema on both, writes on the first, replicates with pgferry, and proves that
  * both sides hold the same rows. It stops everything it started.
  */
-import pg from 'pg';
 import { Replicator, type RowsAppliedEvent } from 'pgferry';
 import { provideServers, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
 const SCHEMA = `
   CREATE TYPE order_status AS ENUM ('new', 'paid', 'shipped');
@@ -23,19 +23,10 @@ const SCHEMA = `
     notes jsonb
   );`;
 
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 async function checksum(url: string, table: string): Promise<string> {
   const r = await sql(url, `SELECT count(*) || ' rows, md5 ' || md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) AS c FROM ${table} t`);
-  return r.rows[0].c as string;
+  return r[0]!.c as string;
 }
 
 async function main(): Promise<void> {
@@ -96,7 +87,4 @@ async function main(): Promise<void> {
   console.log(`\nDone in ${((Date.now() - t0) / 1000).toFixed(1)} s; servers stopped.`);
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

@@ -6,16 +6,8 @@
 import pg from 'pg';
 import { Replicator } from 'pgferry';
 import { provideServers, startSystemServer, systemBinDir, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
-async function sql(url: string, text: string): Promise<pg.QueryResultRow[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 function bar(done: number, total: number): string {
   const f = total > 0 ? Math.min(1, done / total) : 0;
@@ -71,7 +63,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

@@ -2,19 +2,10 @@
  * Two writable databases kept equal, with a resolver that merges conflicting rows column by
  * column. Run: npm run build && npx tsx examples/multi-master.ts
  */
-import pg from 'pg';
 import { Replicator, type Conflict } from 'pgferry';
 import { provideServers, withDatabase } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
-async function sql(url: string, text: string, values?: unknown[]): Promise<pg.QueryResultRow[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, values)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 async function main(): Promise<void> {
   const servers = await provideServers(2);
@@ -60,7 +51,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

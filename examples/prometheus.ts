@@ -8,21 +8,12 @@
  * Needs `@opentelemetry/sdk-metrics` and `@opentelemetry/exporter-prometheus` (devDependencies
  * here; in your service, ordinary dependencies next to `@opentelemetry/api`).
  */
-import pg from 'pg';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { Replicator } from 'pgferry';
 import { freePort, provideServers, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
-async function sql(url: string, text: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 /** A name of its own, as servers from PGFERRY_TEST_SERVERS are shared (dropped at the end). */
 const DB = `pgferry_prometheus_${process.pid}`;
@@ -67,7 +58,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

@@ -3,19 +3,10 @@
  * test accounts left out), only the EU orders and only the columns reports need, products as
  * they are. Run: npm run build && npx tsx examples/reporting-copy.ts
  */
-import pg from 'pg';
 import { Replicator, type Row } from 'pgferry';
 import { provideServers, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
-async function sql(url: string, text: string): Promise<pg.QueryResultRow[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 /** `ada@example.com` → `a***@example.com`. */
 function mask(email: string): string {
@@ -85,7 +76,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

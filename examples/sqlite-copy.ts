@@ -7,19 +7,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { Replicator } from 'pgferry';
 import { provideServers, withDatabase, type ServerHandle } from '../tools/pg-servers.js';
+import { runExample, sql } from './support.js';
 
-async function sql(url: string, text: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 async function main(): Promise<void> {
   const servers: ServerHandle[] = [];
@@ -67,7 +58,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runExample(main);

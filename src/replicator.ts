@@ -8,12 +8,8 @@ import { EventEmitter } from 'eventemitter3';
 import os from 'node:os';
 import { Installer } from './capture/installer.js';
 import {
-  checkName,
   checkSync,
   conflictsOptionsSchema,
-  databaseConfigSchema,
-  foreignDatabaseSchema,
-  isForeignConfig,
   kickOptionsSchema,
   parseConfig,
   replicatorOptionsSchema,
@@ -23,13 +19,12 @@ import {
   type SyncConfig,
   waitOptionsSchema,
 } from './config.js';
-import { Database } from './db/database.js';
+import type { Database } from './db/database.js';
+import { Databases } from './databases.js';
 import { PgferryError } from './errors.js';
 import type { Emit, ReplicatorEvents } from './events.js';
 import { RunCounters, metricsOf, waitForApplied, type Metrics, type WaitForAppliedOptions } from './operate.js';
 import type { SyncPlan } from './plan.js';
-import { openFactory } from './receivers/open.js';
-import type { ReceiverFactory } from './receivers/receiver.js';
 import type { KickOptions, ReplicatorStatus, StopOptions } from './status.js';
 import { Telemetry } from './telemetry.js';
 export type { KickOptions, StopOptions, SyncStatus, ReplicatorStatus } from './status.js';
@@ -66,9 +61,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   readonly store: ControlStore;
   /** This instance's name (`options.name`, default `hostname:pid`). */
   readonly name: string;
-  readonly #dbs = new Map<string, Database>();
-  /** Databases that are not PostgreSQL (targets and fullcopy receivers only). */
-  readonly #foreign = new Map<string, ReceiverFactory>();
+  readonly #databases: Databases;
+  readonly #dbs: ReadonlyMap<string, Database>;
   readonly #syncs = new Map<string, ScheduledSync>();
   readonly #counters = new Map<string, RunCounters>();
   readonly #telemetry: Telemetry | null;
@@ -90,6 +84,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     this.store = store ?? new MemoryControlStore();
     this.name = name ?? `${os.hostname().slice(0, 38)}:${process.pid}`;
     this.options = Object.freeze(rest);
+    this.#databases = new Databases(rest.schema, rest.connectionTimeoutMs);
+    this.#dbs = this.#databases.postgres;
     this.#telemetry = meter ? new Telemetry(meter, () => this.metrics()) : null;
     const emit = ((name, payload) => this.#safeEmit(name, payload)) as Emit;
     emit.wants = (name) => this.listenerCount(name) > 0;
@@ -127,25 +123,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * @example await rep.addDatabase('cache', { type: 'redis', url: 'redis://127.0.0.1:6379' });
    */
   async addDatabase(name: string, config: AnyDatabaseConfig): Promise<void> {
-    checkName('database', name);
-    const foreign = isForeignConfig(config);
-    const parsed = foreign ? parseConfig(foreignDatabaseSchema, config, `database "${name}"`, name) : parseConfig(databaseConfigSchema, config, `database "${name}"`, name);
-    if (this.#dbs.has(name) || this.#foreign.has(name)) {
-      throw new PgferryError('CONFIG_INVALID', `Database "${name}" was already added; each database name is used once.`, {
-        database: name,
-        issues: [{ path: name, message: 'already added' }],
-      });
-    }
-    if (foreign) {
-      const factory = await openFactory(name, parsed as Parameters<typeof openFactory>[1], this.options.schema);
-      if (this.#dbs.has(name) || this.#foreign.has(name)) {
-        await factory.close();
-        throw new PgferryError('CONFIG_INVALID', `Database "${name}" was already added; each database name is used once.`, { database: name, issues: [{ path: name, message: 'already added' }] });
-      }
-      this.#foreign.set(name, factory);
-      return;
-    }
-    this.#dbs.set(name, new Database(name, parsed as ConstructorParameters<typeof Database>[1], this.options.connectionTimeoutMs));
+    await this.#databases.add(name, config);
   }
 
   /**
@@ -154,7 +132,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * @example await rep.addSync('shop', { tables: ['orders'], databases: { a: 'source', b: 'target' } });
    */
   async addSync(name: string, config: SyncConfig): Promise<void> {
-    const checked = checkSync(name, config, new Set([...this.#dbs.keys(), ...this.#foreign.keys()]), new Map([...this.#foreign].map(([n, f]) => [n, f.kind])));
+    const checked = checkSync(name, config, new Set(this.#databases.names()), this.#databases.otherKinds());
     if (this.#syncs.has(name)) {
       throw new PgferryError('CONFIG_INVALID', `Sync "${name}" was already added.`, { sync: name, issues: [{ path: 'name', message: 'already added' }] });
     }
@@ -192,7 +170,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
           await housekeeping;
           const deps = {
             dbs: this.#dbs,
-            foreign: this.#foreign,
+            foreign: this.#databases.others,
             schema: this.options.schema,
             emit: this.#emit,
             signal: this.#abort.signal,
@@ -253,8 +231,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   async install(sync?: string): Promise<void> {
     const plans = this.#plans(sync);
     await this.store.init?.();
-    // Receivers of other kinds need nothing installed (their fences are made on first write); they answer first.
-    for (const name of new Set(plans.flatMap((p) => p.databases.map((d) => d.name)))) await this.#foreign.get(name)?.ping();
+    await this.#databases.pingOthers(plans.flatMap((p) => p.databases.map((d) => d.name)));
     await this.#installer.install(plans);
     if (this.#started) await this.#autokick.listen();
   }
@@ -362,7 +339,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
   async #close(): Promise<void> {
     this.#abort = new AbortController();
     await this.#tasks.drain();
-    await Promise.all([...this.#dbs.values(), ...this.#foreign.values()].map((d) => d.close().catch(() => undefined)));
+    await this.#databases.close();
     await this.store.close?.();
   }
 
@@ -377,16 +354,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
    * @example const v = await rep.validate('shop', { repair: true }); if (!v.equal) console.log(v.tables);
    */
   async validate(sync: string, options?: ValidateOptions): Promise<ValidationResult> {
-    const plan = this.#sync(sync).plan;
-    const other = plan.databases.find((d) => this.#foreign.has(d.name));
-    if (other) {
-      throw new PgferryError(
-        'NOT_SUPPORTED',
-        `validate() compares PostgreSQL databases only, and database "${other.name}" of sync "${sync}" is ${this.#foreign.get(other.name)!.kind}. Compare it with your own query, or run kick('${sync}', { onetimecopy: 'always' }) to copy every table to it again.`,
-        { sync, database: other.name },
-      );
-    }
-    return validateSync(this.#sync(sync).plan, { dbs: this.#dbs, schema: this.options.schema, emit: this.#emit }, options);
+    return validateSync(this.#sync(sync).plan, { dbs: this.#dbs, schema: this.options.schema, emit: this.#emit, otherKinds: this.#databases.otherKinds() }, options);
   }
 
   /** Per sync: this instance's run counters, and the backlog and lag on each source (whoever runs the sync). */
@@ -415,7 +383,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     return {
       name: this.name,
       started: this.#started,
-      databases: [...this.#dbs.keys(), ...this.#foreign.keys()],
+      databases: this.#databases.names(),
       syncs: [...this.#syncs.values()].map(({ plan, runner }) => ({
         name: plan.name,
         running: runner.running,

@@ -5,7 +5,8 @@
  */
 import type { Generation } from '../apply/fence.js';
 import { PgferryError, redact } from '../errors.js';
-import type { ReceiverColumn, ReceiverKind, ReceiverTable } from './receiver.js';
+import type { Row } from '../types.js';
+import type { Receiver, ReceiverColumn, ReceiverKind, ReceiverTable } from './receiver.js';
 
 const PACKAGES: Record<Exclude<ReceiverKind, 'postgres'>, string> = {
   sqlite: 'better-sqlite3@12',
@@ -153,4 +154,14 @@ export function columnOf(t: ReceiverTable, name: string): ReceiverColumn {
 /** Rows a statement of many rows carries at most (and fewer when they have many columns). */
 export function batchRows(columns: number, maxParams = 60_000, maxRows = 1000): number {
   return Math.max(1, Math.min(maxRows, Math.floor(maxParams / Math.max(1, columns))));
+}
+
+/** A whole copy written as upserts into the emptied table, a batch at a time (Receiver.fullCopy). */
+export async function copyAsUpserts(r: Pick<Receiver, 'apply'>, t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
+  let n = 0;
+  for await (const rows of batches) {
+    n += (await r.apply(t, { upserts: rows, deletes: [] })).upserted;
+    onBatch?.(n);
+  }
+  return n;
 }

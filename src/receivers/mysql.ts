@@ -9,7 +9,7 @@ import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql
 import type { Generation } from '../apply/fence.js';
 import { PgferryError } from '../errors.js';
 import type { Row } from '../types.js';
-import { batchRows, checkColumns, columnOf, defaultOf, loadDriver, mayPass, redactUri, staleRun, tableMissing, writeError } from './common.js';
+import { batchRows, checkColumns, copyAsUpserts, columnOf, defaultOf, loadDriver, mayPass, redactUri, staleRun, tableMissing, writeError } from './common.js';
 import type { Receiver, ReceiverCapabilities, ReceiverFactory, ReceiverTable, RowChanges, Written } from './receiver.js';
 import { toMysql } from './values.js';
 
@@ -253,13 +253,8 @@ class MysqlReceiver implements Receiver {
     await this.#q(t, `DELETE FROM ${mysqlIdent(t.name)}`);
   }
 
-  async fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
-    let n = 0;
-    for await (const rows of batches) {
-      n += (await this.apply(t, { upserts: rows, deletes: [] })).upserted;
-      onBatch?.(n);
-    }
-    return n;
+  fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
+    return copyAsUpserts(this, t, batches, onBatch);
   }
 
   async isEmpty(t: ReceiverTable): Promise<boolean> {

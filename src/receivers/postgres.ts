@@ -15,7 +15,7 @@ import { Session } from '../db/session.js';
 import { ident, identList, qualified } from '../sql/ident.js';
 import { APPLIED_BY_SETTING } from '../sql/names.js';
 import type { Row } from '../types.js';
-import { checkColumns, tableMissing } from './common.js';
+import { checkColumns, copyAsUpserts, tableMissing } from './common.js';
 import type { Receiver, ReceiverCapabilities, ReceiverFactory, ReceiverTable, RowChanges, Written } from './receiver.js';
 
 const CAPABILITIES: ReceiverCapabilities = { roles: ['source', 'target', 'fullcopy'], staged: true, validate: true };
@@ -90,13 +90,8 @@ export class PgReceiver implements Receiver {
     await emptyTable(this.session, t);
   }
 
-  async fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
-    let n = 0;
-    for await (const rows of batches) {
-      n += (await this.apply(t, { upserts: rows, deletes: [] })).upserted;
-      onBatch?.(n);
-    }
-    return n;
+  fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
+    return copyAsUpserts(this, t, batches, onBatch);
   }
 
   isEmpty(t: ReceiverTable): Promise<boolean> {

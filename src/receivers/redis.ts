@@ -12,7 +12,7 @@ import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import type { Generation } from '../apply/fence.js';
 import { PgferryError } from '../errors.js';
 import type { Row, RowKey } from '../types.js';
-import { defaultOf, loadDriver, mayPass, redactUri, staleRun, writeError } from './common.js';
+import { copyAsUpserts, defaultOf, loadDriver, mayPass, redactUri, staleRun, writeError } from './common.js';
 import type { Receiver, ReceiverCapabilities, ReceiverFactory, ReceiverTable, RowChanges, Written } from './receiver.js';
 import { keyText, toRedis } from './values.js';
 
@@ -189,17 +189,12 @@ class RedisReceiver implements Receiver {
   }
 
   async fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
-    let n = 0;
     this.#copying = true;
     try {
-      for await (const rows of batches) {
-        n += (await this.apply(t, { upserts: rows, deletes: [] })).upserted;
-        onBatch?.(n);
-      }
+      return await copyAsUpserts(this, t, batches, onBatch);
     } finally {
       this.#copying = false;
     }
-    return n;
   }
 
   async isEmpty(t: ReceiverTable): Promise<boolean> {

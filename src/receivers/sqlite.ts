@@ -8,7 +8,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Generation } from '../apply/fence.js';
 import type { Row } from '../types.js';
-import { checkColumns, columnOf, defaultOf, loadDriver, mayPass, staleRun, tableMissing, writeError } from './common.js';
+import { checkColumns, copyAsUpserts, columnOf, defaultOf, loadDriver, mayPass, staleRun, tableMissing, writeError } from './common.js';
 import type { Receiver, ReceiverCapabilities, ReceiverFactory, ReceiverTable, RowChanges, Written } from './receiver.js';
 import { toSqlite } from './values.js';
 
@@ -129,13 +129,8 @@ class SqliteReceiver implements Receiver {
     this.#run(t, () => this.#db.prepare(`DELETE FROM ${sqliteIdent(t.name)}`).run());
   }
 
-  async fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
-    let n = 0;
-    for await (const rows of batches) {
-      n += (await this.apply(t, { upserts: rows, deletes: [] })).upserted;
-      onBatch?.(n);
-    }
-    return n;
+  fullCopy(t: ReceiverTable, batches: AsyncIterable<Row[]>, onBatch?: (rows: number) => void): Promise<number> {
+    return copyAsUpserts(this, t, batches, onBatch);
   }
 
   async isEmpty(t: ReceiverTable): Promise<boolean> {

@@ -72,6 +72,8 @@ export interface ValidateDeps {
   dbs: ReadonlyMap<string, Database>;
   schema: string;
   emit: Emit;
+  /** The kind of each database that is not PostgreSQL (validate compares PostgreSQL only). */
+  otherKinds?: ReadonlyMap<string, string>;
 }
 
 const MAX_LISTED = 1000;
@@ -79,6 +81,14 @@ const MAX_LISTED = 1000;
 const PROGRESS_EVERY_MS = 250;
 
 export async function validateSync(plan: SyncPlan, deps: ValidateDeps, options: ValidateOptions = {}): Promise<ValidationResult> {
+  const other = plan.databases.find((d) => deps.otherKinds?.has(d.name));
+  if (other) {
+    throw new PgferryError(
+      'NOT_SUPPORTED',
+      `validate() compares PostgreSQL databases only, and database "${other.name}" of sync "${plan.name}" is ${deps.otherKinds!.get(other.name)}. Compare it with your own query, or run kick('${plan.name}', { onetimecopy: 'always' }) to copy every table to it again.`,
+      { sync: plan.name, database: other.name },
+    );
+  }
   const { repair } = parseConfig(validateOptionsSchema, options, 'validate options');
   // A repair would write whole rows: unfiltered, every column, untransformed (a masked copy
   // would get the data it was made without).
