@@ -256,3 +256,15 @@ describe('table entries with options (partial replication)', () => {
     await rep.addSync('s', { tables: [{ table: 't', where: 'true', columns: ['v'], transform: mask }], databases: { a: 'source', b: 'target' }, autokick: false });
   });
 });
+
+describe('sync defaults', () => {
+  it("capture defaults to 'statement' and chunkSize to 1,000,000; another capture is refused naming capture", async () => {
+    const { syncConfigSchema } = await import('../../src/config.js');
+    const parsed = syncConfigSchema.parse({ tables: ['t'], databases: { a: 'source', b: 'target' } });
+    expect(parsed.capture).toBe('statement');
+    expect(parsed.chunkSize).toBe(1_000_000);
+    const rep = await twoDatabases();
+    const err = await caught(() => rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, capture: 'rows' as 'row' }));
+    expectConfigInvalid(err, 'capture');
+  });
+});
