@@ -114,7 +114,28 @@ export class PostgresControlStore implements ControlStore {
 
   async recordConflicts(records: ConflictRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.#db.query(
+    // New records and the trim of the oldest commit together: a reader never sees more than
+    // keepConflicts per sync.
+    const c = await this.#db.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN');
+      await this.#insertConflicts(c, records);
+      await c.query('COMMIT');
+    } catch (err) {
+      broken = err as Error;
+      await c.query('ROLLBACK').then(
+        () => (broken = undefined),
+        () => undefined,
+      );
+      throw err;
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  async #insertConflicts(c: pg.PoolClient, records: ConflictRecord[]): Promise<void> {
+    await c.query(
       `INSERT INTO ${this.#conflicts} (sync, table_name, key, resolution, winner, at, rows)
        SELECT x.sync, x.table_name, x.key, x.resolution, x.winner, x.at, x.rows
          FROM jsonb_to_recordset($1::jsonb) AS x(n int, sync text, table_name text, key jsonb, resolution text, winner text, at timestamptz, rows jsonb)
@@ -122,7 +143,7 @@ export class PostgresControlStore implements ControlStore {
       [JSON.stringify(records.map((r, n) => ({ n, sync: r.sync, table_name: r.table, key: encode(r.key), resolution: r.resolution, winner: r.winner, at: r.at, rows: encode(r.rows) })))],
     );
     for (const sync of new Set(records.map((r) => r.sync))) {
-      await this.#db.query(
+      await c.query(
         `DELETE FROM ${this.#conflicts} WHERE sync = $1 AND id IN (SELECT id FROM ${this.#conflicts} WHERE sync = $1 ORDER BY id DESC OFFSET $2)`,
         [sync, this.#keepConflicts],
       );
