@@ -9,8 +9,7 @@
  */
 import pg from 'pg';
 import { Replicator } from '../src/index.js';
-import { startEmbeddedServer } from '../tools/pg-servers.js';
-import { createDb, type BenchServer } from './lib/pg.js';
+import { createDb, withEmbeddedPair } from './lib/pg.js';
 
 interface Timed {
   text: string;
@@ -62,10 +61,7 @@ async function main(): Promise<void> {
   const rows = Number(process.argv.find((a) => a.startsWith('--rows='))?.slice(7) ?? 100_000);
   const fast = process.argv.includes('--fast');
   const big = Number(process.argv.find((a) => a.startsWith('--big='))?.slice(6) ?? 1);
-  const [ha, hb] = await Promise.all([startEmbeddedServer({ fast }), startEmbeddedServer({ fast })]);
-  try {
-    const a: BenchServer = { id: 'a', url: ha!.url, version: String(ha!.version) };
-    const b: BenchServer = { id: 'b', url: hb!.url, version: String(hb!.version) };
+  await withEmbeddedPair(fast, async (a, b) => {
     const src = await createDb(a, 'prof_src');
     const tgt = await createDb(b, 'prof_tgt');
     for (const db of [src, tgt]) {
@@ -100,12 +96,7 @@ async function main(): Promise<void> {
     await rep.stop();
     await src.drop();
     await tgt.drop();
-  } finally {
-    await Promise.all([ha!.stop(), hb!.stop()]);
-  }
+  });
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+void main();

@@ -1,7 +1,7 @@
 /** Database helpers for the benchmarks: fresh databases, one-shot SQL, checksums, CLI env. */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { withDatabase } from '../../tools/pg-servers.js';
+import { startEmbeddedServer, withDatabase } from '../../tools/pg-servers.js';
 
 export interface BenchServer {
   /** 'a' (first server, usually the source) or 'b' (second server). */
@@ -70,4 +70,20 @@ export async function checksum(db: BenchDb, table: string): Promise<{ count: num
     `SELECT count(*) AS n, md5(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE "C")) AS h FROM ${table} t`,
   );
   return { count: Number(r[0]!.n), md5: r[0]!.h ?? '' };
+}
+
+/**
+ * Two fresh embedded servers for a script (durable settings unless `fast`), stopped after `fn`;
+ * a failure sets the exit code.
+ */
+export async function withEmbeddedPair(fast: boolean, fn: (a: BenchServer, b: BenchServer) => Promise<void>): Promise<void> {
+  const [ha, hb] = await Promise.all([startEmbeddedServer({ fast }), startEmbeddedServer({ fast })]);
+  try {
+    await fn({ id: 'a', url: ha.url, version: String(ha.version) }, { id: 'b', url: hb.url, version: String(hb.version) });
+  } catch (err) {
+    console.error(err);
+    process.exitCode = 1;
+  } finally {
+    await Promise.all([ha.stop(), hb.stop()]);
+  }
 }

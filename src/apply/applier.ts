@@ -23,8 +23,18 @@ const NUMBER = STAGING.number;
  * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs. Returns
  * the receiver's tables as its catalog describes them (cached between runs: catalog/cache.ts).
  */
-export async function checkReceivers(receiver: Session, tables: readonly { info: TableInfo; columns: string[] }[], sourceDb: string): Promise<TableInfo[]> {
-  const infos = await receiver.db.catalog.read(receiver.client, tables.map((t) => t.info));
+/**
+ * Checks the receiver's tables against the source's, from the receiver's catalog or from
+ * `described` (descriptions by display name, read in the same transaction).
+ */
+export async function checkReceivers(
+  receiver: Session,
+  tables: readonly { info: TableInfo; columns: string[] }[],
+  sourceDb: string,
+  described?: ReadonlyMap<string, TableInfo | null>,
+): Promise<TableInfo[]> {
+  const known = described && tables.every((t) => described.has(displayName(t.info)));
+  const infos = known ? tables.map((t) => described.get(displayName(t.info))!) : await receiver.db.catalog.read(receiver.client, tables.map((t) => t.info));
   return tables.map((t, i) => checkReceiver(receiver, infos[i]!, t.info, t.columns, sourceDb));
 }
 
@@ -302,6 +312,9 @@ export async function applyDeletes(
   );
 }
 
+/** Staged rows of one origin up to which one INSERT ... ON CONFLICT writes them (see applyUpserts). */
+const FEW_ROWS = 1000;
+
 /** The origins of a table's staged rows and how many of them exist at the source, per origin (from stagedCounts). */
 export interface KnownUpserts {
   origins: string[];
@@ -329,27 +342,32 @@ export async function applyUpserts(
     : 'DO NOTHING';
   const match = keyJoin(t, 'd', 's');
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
-  // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
-  // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears
-  // meanwhile. When the UPDATE found a row for every staged one (one row per key and origin),
-  // nothing is missing and the INSERT pass is left out.
+  // Many rows: those that exist are updated in one joined UPDATE (set-based, a quarter faster
+  // than ON CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that
+  // appears meanwhile. When the UPDATE found a row for every staged one (one row per key and
+  // origin), nothing is missing and the INSERT pass is left out. A few rows: one INSERT with
+  // ON CONFLICT, one round trip whether they exist or not.
   const always = columns.filter((c) => !keys.has(c) && t.columns.find((x) => x.name === c)?.identity === 'a');
-  const insert = (filter: string) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
+  const insert = (filter: string, missingOnly = true) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
          SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
-          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
+          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)}${missingOnly ? ` AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})` : ''}
          ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`;
+  const few = (o: string | null) => !span && o !== null && (known?.present.get(o) ?? Infinity) <= FEW_ROWS;
+  const upsert = (filter: string, o: string | null): Statement[] => {
+    if (few(o)) return [insert(filter, false)];
+    if (settable.length === 0) return [insert(filter)];
+    return [
+      `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+        FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
+      (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
+    ];
+  };
   const out = await perOrigin(
     receiver,
     temp,
     true,
     (filter, o) => [
-      ...(settable.length
-        ? [
-            `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-              FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
-            (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
-          ]
-        : [insert(filter)]),
+      ...upsert(filter, o),
       // Keys equal for the table but written differently ('Foo' and 'foo' in citext, 1.0 and
       // 1.00): the row takes the source's spelling, so every database holds the same text.
       ...(canonicalKey(t)

@@ -152,8 +152,12 @@ export class Session {
     return sp;
   }
 
-  async commit(): Promise<void> {
-    await this.query('COMMIT');
+  /**
+   * Commits; `last`, statements without parameters, run just before COMMIT in the same round
+   * trip (if one fails, the rest does not run and the transaction stays open, aborted).
+   */
+  async commit(last?: string): Promise<void> {
+    await this.query(last ? `${last}; COMMIT` : 'COMMIT');
     this.#inTx = false;
     this.#settings.clear();
     this.#savepoints = [];
@@ -178,8 +182,22 @@ export class Session {
       return;
     }
     tempTablesOf(this.client).delete(name);
+    analyzedOf(this.client).delete(name);
     await this.query(`DROP TABLE IF EXISTS pg_temp.${ident(name)}; ${createSql}`);
     this.#createdTemp.set(name, createSql);
+  }
+
+  /**
+   * Gives the planner statistics for a temporary table just filled with `rows` rows (see
+   * tempTable), so that it joins a large one by hash and a small one by its key. A backend's
+   * reused table keeps the row density of its last ANALYZE, which the planner scales by the
+   * table's current size: small fills of a table analyzed before need none.
+   */
+  async analyzeTemp(name: string, rows: number): Promise<void> {
+    const analyzed = analyzedOf(this.client);
+    if (rows === 0 || (rows <= SMALL_FILL && analyzed.has(name))) return;
+    await this.query(`ANALYZE pg_temp.${ident(name)}`);
+    analyzed.add(name);
   }
 
   /** Releases the advisory locks; a connection that cannot is destroyed (which releases them). */
@@ -199,7 +217,10 @@ export class Session {
 
   async rollback(): Promise<void> {
     // Tables created in a rolled-back transaction are gone; so may be any the run dropped.
-    for (const name of this.#createdTemp.keys()) tempTablesOf(this.client).delete(name);
+    for (const name of this.#createdTemp.keys()) {
+      tempTablesOf(this.client).delete(name);
+      analyzedOf(this.client).delete(name);
+    }
     this.#createdTemp.clear();
     this.#filledTemp.clear();
     if (!this.#inTx || this.#broken) return;
@@ -252,3 +273,14 @@ function tempTablesOf(client: object): Map<string, string> {
   if (!m) tempTables.set(client, (m = new Map()));
   return m;
 }
+
+/** Temporary tables a backend has analyzed since it created them (see analyzeTemp). */
+const analyzedTemp = new WeakMap<object, Set<string>>();
+function analyzedOf(client: object): Set<string> {
+  let m = analyzedTemp.get(client);
+  if (!m) analyzedTemp.set(client, (m = new Set()));
+  return m;
+}
+
+/** Fills up to this many rows need no fresh statistics once a table has some. */
+const SMALL_FILL = 1000;

@@ -60,7 +60,7 @@ export function markCte(schema: string): string {
       FROM ${ident(schema)}.watermark w WHERE w.sync = $1)`;
 }
 
-/** Deltas of the sync not delivered yet (the predicate of `collectKeys` without the bound). */
+/** Deltas of the sync not delivered yet (the predicate of `collectChanged` without the bound). */
 export function undelivered(scope: Pick<BacklogScope, 'cascade'>): string {
   return `((SELECT snap FROM mark) IS NULL OR NOT pg_visible_in_snapshot(d.txid, (SELECT snap FROM mark)))
           AND d.applied_by IS DISTINCT FROM $1 ${scope.cascade ? '' : 'AND d.applied_by IS NULL'}`;

@@ -13,7 +13,7 @@ import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { displayName, ident, identList, shortHash, type QualifiedName } from '../sql/ident.js';
+import { displayName, ident, identList, literal, shortHash, type QualifiedName } from '../sql/ident.js';
 import { keyColumnType } from '../capture/ddl.js';
 import { deltaTableName, type TempNames } from '../sql/names.js';
 
@@ -38,39 +38,56 @@ export interface ReadScope {
   cascade: boolean;
 }
 
+/** What a source changed in a table since the previous watermark (see collectChanged). */
+export interface Changed {
+  /** Keys in the key table, numbered 1..keys. */
+  keys: number;
+  /** The newest TRUNCATE since, in microseconds since the epoch, if any. */
+  truncatedAt: number | null;
+}
+
 /**
  * Fills the source's temporary key table (`temp.keys`) with the keys of `table` changed since
- * the previous watermark. Changes that this sync applied itself are never read back (no echo);
- * changes applied by other syncs are read only with `cascade`. Returns the number of keys.
+ * the previous watermark, and finds the newest TRUNCATE of it since then, in one statement.
+ * Changes that this sync applied itself are never read back (no echo); changes applied by
+ * other syncs are read only with `cascade`.
  */
-export async function collectKeys(src: SourceRead, scope: ReadScope, table: TableInfo, temp: TempNames): Promise<number> {
+export async function collectChanged(src: SourceRead, scope: ReadScope, table: TableInfo, temp: TempNames): Promise<Changed> {
   const { schema, sync, cascade } = scope;
-  const delta = `${ident(schema)}.${ident(deltaTableName(table))}`;
+  const s = ident(schema);
+  const delta = `${s}.${ident(deltaTableName(table))}`;
   const kt = ident(temp.keys);
   const keys = identList(table.key);
   await createKeyTable(src.session, schema, table, temp);
   const since = src.previous === null
     ? 'true'
-    : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
-  const values: unknown[] = [sync];
+    : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
+  const mine = `applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`;
+  const values: unknown[] = [sync, table.schema, table.name];
   if (src.previous !== null) values.push(src.previous);
-  const r = await src.session.prepared(
-    `INSERT INTO ${kt}
-     SELECT ${keys}, max(changed_at),
-            CASE WHEN min(coalesce(origin, '')) = max(coalesce(origin, '')) THEN max(origin) END,
-            row_number() OVER ()
-       FROM ${delta}
-      WHERE ${since}
-        AND applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}
-      GROUP BY ${keys}`,
+  const r = await src.session.prepared<{ n: string; micros: string | null }>(
+    `WITH filled AS (
+       INSERT INTO ${kt}
+       SELECT ${keys}, max(changed_at),
+              CASE WHEN min(coalesce(origin, '')) = max(coalesce(origin, '')) THEN max(origin) END,
+              row_number() OVER ()
+         FROM ${delta}
+        WHERE ${since} AND ${mine}
+        GROUP BY ${keys}
+       RETURNING 1)
+     SELECT (SELECT count(*) FROM filled)::text AS n,
+            (SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text
+               FROM ${s}.truncates
+              WHERE table_schema = $2 AND table_name = $3 AND ${since} AND ${mine}) AS micros`,
     values,
   );
-  const n = r.rowCount ?? 0;
+  const n = Number(r.rows[0]!.n);
+  const micros = r.rows[0]!.micros;
   // Without statistics the planner takes a fresh key table for thousands of rows and scans the
   // whole table to join it, even for one changed key.
-  if (n > 0) await src.session.query(`ANALYZE ${kt}`);
+  await src.session.analyzeTemp(temp.keys, n);
   debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
-  return n;
+  return { keys: n, truncatedAt: micros === null ? null : Number(micros) };
 }
 
 async function createKeyTable(session: Session, schema: string, table: TableInfo, temp: TempNames): Promise<void> {
@@ -97,25 +114,6 @@ export async function indexKeyTable(src: SourceRead, temp: TempNames): Promise<v
   await src.session.query(`CREATE INDEX IF NOT EXISTS ${ident(temp.keys + '_n')} ON pg_temp.${ident(temp.keys)} (pgferry_n)`);
 }
 
-/** The newest TRUNCATE of `table` on the source since the previous watermark, if any. */
-export async function lastTruncate(src: SourceRead, scope: ReadScope, table: QualifiedName): Promise<{ micros: number } | null> {
-  const { schema, sync, cascade } = scope;
-  const since = src.previous === null
-    ? 'true'
-    : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
-  const values: unknown[] = [sync, table.schema, table.name];
-  if (src.previous !== null) values.push(src.previous);
-  const r = await src.session.prepared<{ micros: string | null }>(
-    `SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text AS micros
-       FROM ${ident(schema)}.truncates
-      WHERE table_schema = $2 AND table_name = $3 AND ${since}
-        AND applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`,
-    values,
-  );
-  const m = r.rows[0]?.micros;
-  return m == null ? null : { micros: Number(m) };
-}
-
 /** Forgets keys changed before `micros` (a TRUNCATE after them wins). Returns how many are left. */
 export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: number): Promise<number> {
   const kt = ident(temp.keys);
@@ -124,21 +122,21 @@ export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: n
   return Number(r.rows[0]!.n);
 }
 
-/** Moves the sync's watermark to the snapshot of this run (commits with the read transaction). */
-export async function advanceWatermark(src: SourceRead, schema: string, sync: string, durable = false): Promise<void> {
+/**
+ * Moves the sync's watermark to the snapshot of this run and commits the read transaction,
+ * in one round trip.
+ */
+export async function commitWatermark(src: SourceRead, schema: string, sync: string, durable = false): Promise<void> {
   // With one source, losing this commit to a server crash only makes the next run apply the
   // same changes again (idempotent), so it need not wait for the disk. With several, one
   // source's watermark lost while another's stayed would make the next run see an old change
   // as new against a newer one elsewhere: those commits wait for the disk (`durable`). The
   // server's identifier goes with it: a watermark restored onto another server is not trusted
   // (see open.ts).
-  // One round trip: the setting is made by the statement's own subquery.
-  await src.session.query(
-    `INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
-     SELECT $1, $2::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system())
-       FROM (SELECT pg_catalog.set_config('synchronous_commit', COALESCE($3::pg_catalog.text, pg_catalog.current_setting('synchronous_commit')), true)) setting
+  await src.session.commit(
+    `${durable ? '' : `SET LOCAL synchronous_commit = off; `}INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
+     SELECT ${literal(sync)}, ${literal(src.snapshot)}::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system())
      ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = pg_catalog.now()`,
-    [sync, src.snapshot, durable ? null : 'off'],
   );
 }
 

@@ -30,7 +30,8 @@ import {
   type StagedSpan,
 } from '../apply/applier.js';
 import { emptyTable } from '../apply/fullcopy.js';
-import { passFence } from '../apply/fence.js';
+import { commitPastFence, passFence } from '../apply/fence.js';
+import type { TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import { ident } from '../sql/ident.js';
@@ -77,6 +78,8 @@ export class Chunk {
   readonly #applied: { target: string; table: string; up: Applied; del: Applied }[] = [];
   /** Receivers of other kinds this chunk wrote to (in a transaction each, committed with it). */
   readonly #foreign: Receiver[] = [];
+  /** Targets whose transaction came prepared (Run.prepareTargets), with their tables described. */
+  readonly #described = new Map<string, ReadonlyMap<string, TableInfo | null>>();
 
   constructor(run: Run, plan: ChunkPlan) {
     this.#run = run;
@@ -88,13 +91,18 @@ export class Chunk {
     let w = this.#writers.get(name);
     if (w) return w;
     const read = this.#run.reads.get(name);
+    const prepared = read ? undefined : this.#run.takeTarget(name);
     if (read) {
       w = read.session;
       // Changes written here are tagged, so this sync never reads them back (no echo).
       await w.setLocal(APPLIED_BY_SETTING, this.#run.sync);
+    } else if (prepared) {
+      const p = await prepared;
+      w = p.session;
+      this.#described.set(name, p.infos);
     } else {
       w = await this.#run.open(name);
-      await w.begin('read committed', { [APPLIED_BY_SETTING]: this.#run.sync });
+      await w.begin('read committed', this.#run.writeSettings);
     }
     this.#writers.set(name, w);
     return w;
@@ -141,7 +149,7 @@ export class Chunk {
     }
     if (!goneOnly) await transformStagedRows(run, d, t);
     // With statistics the planner joins a large staging table by hash, not row by row.
-    if (staged > 1000) await d.query(`ANALYZE pg_temp.${ident(t.temp.staging)}`);
+    await d.analyzeTemp(t.temp.staging, staged);
     if (!goneOnly && (this.#plan.range?.from ?? 0) === 0 && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
     if (run.plan.config.cascade) await dropOwnOrigin(d, t.temp);
   }
@@ -150,6 +158,8 @@ export class Chunk {
   async #emptyAndCopy(d: Session): Promise<void> {
     const run = this.#run;
     const name = d.name;
+    // Emptying and copying are this sync's writes, first written here: no origin.
+    if (!run.reads.has(name) && run.tables.some((t) => t.copyInto.has(name) || t.truncatedOn.size > 0)) await d.setLocal(ORIGIN_SETTING, '');
     for (const t of [...run.tables].reverse()) {
       const here = t.receivers.get(name)!;
       if (t.copyInto.has(name)) await emptyTable(d, here);
@@ -169,7 +179,7 @@ export class Chunk {
     if (run.isForeign(name)) return this.#applyForeign(name);
     const d = await this.#writer(name);
     const unread = run.tables.filter((t) => !t.receivers.has(name));
-    const infos = await checkReceivers(d, unread, run.sources[0]!);
+    const infos = await checkReceivers(d, unread, run.sources[0]!, this.#described.get(name));
     for (const [i, t] of unread.entries()) t.receivers.set(name, infos[i]!);
     if (this.#plan.first) await this.#emptyAndCopy(d);
     const work = [...this.#plan.work];
@@ -291,15 +301,18 @@ export class Chunk {
    */
   async commit(): Promise<void> {
     const run = this.#run;
+    const targets = [...this.#writers].filter(([name]) => !run.reads.has(name)).map(([, w]) => w);
+    // Every fence is passed before anything commits. A lone target passes its fence with its
+    // COMMIT, in one round trip (the others' fence rows stay locked meanwhile).
+    const lone = targets.length === 1 ? targets[0] : undefined;
     for (const [name, w] of this.#writers) {
-      if (run.fenced.has(name)) continue;
+      if (run.fenced.has(name) || w === lone) continue;
       await passFence(w, run.deps.schema, run.sync, run.generation);
       // A source's read transaction keeps the fence row locked until the run commits it.
       if (run.reads.has(name)) run.fenced.add(name);
     }
     for (const r of this.#foreign) await r.fence(run.sync, run.generation);
-    const targets = [...this.#writers].filter(([name]) => !run.reads.has(name)).map(([, w]) => w);
-    for (const w of targets) await w.commit();
+    for (const w of targets) await (w === lone ? commitPastFence(w, run.deps.schema, run.sync, run.generation) : w.commit());
     for (const r of this.#foreign) await r.commit();
     // Give the connections back now: a run of many chunks must not hold one per chunk.
     for (const w of targets) await w.close();

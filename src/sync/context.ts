@@ -14,7 +14,8 @@ import type { TablePartial } from '../partial.js';
 import { namesWithRole, type SyncPlan } from '../plan.js';
 import { PgReceiver } from '../receivers/postgres.js';
 import type { Receiver, ReceiverFactory } from '../receivers/receiver.js';
-import type { TempNames } from '../sql/names.js';
+import { displayName } from '../sql/ident.js';
+import { APPLIED_BY_SETTING, ORIGIN_SETTING, type TempNames } from '../sql/names.js';
 import type { ConflictRecord, Row, RunReason, RunResult, TableResult } from '../types.js';
 
 export interface RunDeps {
@@ -38,6 +39,12 @@ export interface RunContext {
   startedAt: Date;
   /** A kick asked for a one-time copy in this run, whatever was copied before. */
   onetimecopy?: 'always' | 'ifEmpty';
+}
+
+/** A target's write transaction, begun, with its catalog's descriptions of the sync's tables (null: missing). */
+export interface PreparedTarget {
+  session: Session;
+  infos: ReadonlyMap<string, TableInfo | null>;
 }
 
 /** One table of the run and what the phases learn about it. */
@@ -105,6 +112,8 @@ export class Run {
   readonly #foreign = new Map<string, Promise<Receiver>>();
   /** Receivers of other kinds whose tables were checked this run. */
   readonly checkedForeign = new Set<string>();
+  /** Target transactions opened while the sources are read (see prepareTargets), until a chunk takes them. */
+  readonly #prepared = new Map<string, Promise<PreparedTarget>>();
 
   constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {
     this.plan = plan;
@@ -167,6 +176,43 @@ export class Run {
     }
     this.#open.push(s);
     return s;
+  }
+
+  /**
+   * Opens the write transaction of every PostgreSQL target while the sources are still being
+   * read, so that its round trips (BEGIN, the catalog stamps) are off the path from a commit on
+   * a source to the rows on the target. (The fence stays at commit: a run that lost its lock
+   * and hangs must not hold up the newer one.) The first chunk takes them (takeTarget);
+   * a run that ends without writing rolls them back. Not for periodic checks, which find
+   * nothing most of the time.
+   */
+  prepareTargets(): void {
+    if (this.reason === 'check' || !this.incremental) return;
+    const tables = this.plan.relations;
+    for (const name of namesWithRole(this.plan, 'target')) {
+      if (this.isForeign(name)) continue;
+      const p = (async (): Promise<PreparedTarget> => {
+        const session = await this.open(name);
+        await session.begin('read committed', this.writeSettings);
+        const infos = await session.db.catalog.read(session.client, tables);
+        return { session, infos: new Map(tables.map((q, i) => [displayName(q), infos[i]!])) };
+      })();
+      // Whoever takes it sees a failure; a run that never does must not leave it unhandled.
+      p.catch(() => undefined);
+      this.#prepared.set(name, p);
+    }
+  }
+
+  /** The settings of a receiver's write transaction: its writes carry the sync (no echo) and, at first, the first source as origin. */
+  get writeSettings(): Record<string, string> {
+    return { [APPLIED_BY_SETTING]: this.sync, [ORIGIN_SETTING]: this.sources[0]! };
+  }
+
+  /** The target transaction prepareTargets() opened on `name`, once (later chunks open their own). */
+  takeTarget(name: string): Promise<PreparedTarget> | undefined {
+    const p = this.#prepared.get(name);
+    this.#prepared.delete(name);
+    return p;
   }
 
   /** Whether `name` is a receiver that is not PostgreSQL (its rows travel parsed: sync/foreign.ts). */
@@ -241,6 +287,10 @@ export class Run {
   /** Rolls back and returns every session still open. */
   async close(): Promise<void> {
     this.deps.signal?.removeEventListener('abort', this.#onAbort);
+    // A target still being prepared would otherwise go on (its fence outside any transaction).
+    const prepared = [...this.#prepared.values()];
+    this.#prepared.clear();
+    await Promise.allSettled(prepared);
     const foreign = [...this.#foreign.values()];
     this.#foreign.clear();
     await Promise.all([

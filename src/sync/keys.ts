@@ -10,7 +10,7 @@
  * against the TRUNCATE would be known only by comparing two servers' clocks, and a skewed
  * clock must not lose a write.
  */
-import { collectKeys, dropKeysBefore, indexKeyTable, lastTruncate } from '../delta/reader.js';
+import { collectChanged, dropKeysBefore, indexKeyTable } from '../delta/reader.js';
 import { namesWithRole } from '../plan.js';
 import type { Run } from './context.js';
 import { checkForeign, receiverTable } from './foreign.js';
@@ -35,14 +35,14 @@ export async function collectChanges(run: Run): Promise<void> {
   if (!run.incremental) return;
   for (const t of run.tables) {
     for (const [name, read] of run.reads) {
-      const numbered = await collectKeys(read, run.scope, t.info, t.temp);
+      const changed = await collectChanged(read, run.scope, t.info, t.temp);
+      const numbered = changed.keys;
       let n = numbered;
       // Chunks cover key numbers 1..span: the numbers stay when keys are dropped below.
       t.span = Math.max(t.span, numbered);
-      const tr = await lastTruncate(read, run.scope, t.info);
-      if (tr) {
+      if (changed.truncatedAt !== null) {
         t.truncatedOn.add(name);
-        n = await dropKeysBefore(read, t.temp, tr.micros);
+        n = await dropKeysBefore(read, t.temp, changed.truncatedAt);
       }
       t.counts.set(name, n);
       if (numbered > run.plan.config.chunkSize) await indexKeyTable(read, t.temp);

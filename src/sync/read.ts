@@ -26,6 +26,8 @@ export async function readSources(run: Run): Promise<void> {
   const numbering = lockOrder(run.sources)[0]!;
   const first = sessions.get(firstName!)!;
   const [probe] = await first.begin<Probe>('repeatable read', {}, probeSql(run.deps.schema, numbering === firstName));
+  // The targets' write transactions open meanwhile.
+  run.prepareTargets();
   run.relations.push(...(await first.db.catalog.require(first.client, run.plan.relations, first.name)));
   const tables = run.relations.filter((t) => t.kind === 'table');
   for (const name of run.sources) {

@@ -7,7 +7,7 @@
  */
 import createDebug from 'debug';
 import { Session } from '../db/session.js';
-import { advanceWatermark, pruneDeltas } from '../delta/reader.js';
+import { commitWatermark, pruneDeltas } from '../delta/reader.js';
 import { displayName } from '../sql/ident.js';
 import type { Run } from './context.js';
 
@@ -20,14 +20,12 @@ export async function commitWatermarks(run: Run): Promise<void> {
     return;
   }
   if (reads.length === 1) {
-    await advanceWatermark(reads[0]!, run.deps.schema, run.sync);
-    await reads[0]!.session.commit();
+    await commitWatermark(reads[0]!, run.deps.schema, run.sync);
   } else {
     for (const read of reads) await read.session.commit();
     for (const read of reads) {
       await read.session.begin();
-      await advanceWatermark(read, run.deps.schema, run.sync, true);
-      await read.session.commit();
+      await commitWatermark(read, run.deps.schema, run.sync, true);
     }
   }
   schedulePrune(run);

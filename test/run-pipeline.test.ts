@@ -1,0 +1,96 @@
+/**
+ * The run's round trips (issue 12): a target's write transaction opens while the sources are
+ * read, the lone target's fence goes with its COMMIT, and the source's watermark with its
+ * COMMIT. Each shortcut keeps what the long way guaranteed: a failure anywhere leaves no
+ * transaction open, applies nothing that is not fenced, and keeps every change pending.
+ */
+import { describe, expect, it } from 'vitest';
+import { isPgferryError } from '../src/index.js';
+import { deltaTableName } from '../src/sql/names.js';
+import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { caught } from './helpers/errors.js';
+import { kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { waitFor } from './helpers/wait.js';
+
+const replicators = stopReplicatorsAfterEach();
+const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`;
+
+/** pgferry's backends on `db` and what they are doing. */
+async function pgferryBackends(db: TestDb): Promise<{ state: string; wait: string | null }[]> {
+  return db.sql(
+    `SELECT state, wait_event_type AS wait FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'pgferry' AND pid <> pg_backend_pid()`,
+  );
+}
+
+describe('the run pipeline', () => {
+  it("the target's transaction opens while the source is read; a run that fails there leaves it rolled back, with no fence", async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+    // The run stops at the source's delta table, locked by someone else.
+    const locker = await connect(a);
+    await locker.query(`BEGIN; LOCK TABLE pgferry.${deltaTableName({ schema: 'public', name: 't' })} IN ACCESS EXCLUSIVE MODE`);
+    const run = rep.kick('s').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await waitFor('the run waiting on the source', async () => (await pgferryBackends(a)).some((x) => x.wait === 'Lock'));
+    // Meanwhile its target transaction is open already.
+    await waitFor('the target transaction open', async () => (await pgferryBackends(b)).some((x) => x.state === 'idle in transaction'));
+    await a.sql(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND wait_event_type = 'Lock'`);
+    const err = await run;
+    expect(isPgferryError(err)).toBe(true);
+    expect((err as Error).message).toMatch(/canceling statement due to user request/);
+    await locker.query('ROLLBACK');
+    await locker.end();
+    // Nothing of the run stays on the target: no open transaction, no fence, no row.
+    expect((await pgferryBackends(b)).filter((x) => x.state !== 'idle')).toEqual([]);
+    expect(await b.sql(`SELECT sync FROM pgferry.fences`)).toEqual([]);
+    expect(await tableContents(b, 'public.t')).toEqual([]);
+    // The change is still pending.
+    expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 1 });
+    expect(await tableContents(b, 'public.t')).toEqual(['(1,one)']);
+  });
+
+  it('a target without the library schema fails the run NOT_INSTALLED naming it, before anything commits; the changes stay pending', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    await b.sql(`DROP SCHEMA pgferry CASCADE`);
+    await a.sql(`INSERT INTO t VALUES (1, 'one'), (2, 'two')`);
+    const err = await caught(rep.kick('s'));
+    expect(err.code).toBe('NOT_INSTALLED');
+    expect(err.message).toBe(`Sync "s" is not installed on receiving database "b" (the pgferry schema "pgferry" with its fences is not there). Call install('s') first.`);
+    expect(await tableContents(b, 'public.t')).toEqual([]);
+    expect((await pgferryBackends(b)).filter((x) => x.state !== 'idle')).toEqual([]);
+    expect((await pgferryBackends(a)).filter((x) => x.state !== 'idle')).toEqual([]);
+    await rep.install();
+    expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 2 });
+    expect(await tableContents(b, 'public.t')).toEqual(['(1,one)', '(2,two)']);
+  });
+
+  it("a watermark that cannot be written fails the run, the source's transaction rolls back, and the changes are read again", async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+    await kick(rep);
+    await a.sql(`CREATE FUNCTION no_marks() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'watermarks are frozen'; END $$;
+                 CREATE TRIGGER no_marks BEFORE INSERT OR UPDATE ON pgferry.watermark FOR EACH ROW EXECUTE FUNCTION no_marks()`);
+    await a.sql(`UPDATE t SET v = 'changed' WHERE id = 1`);
+    await a.sql(`INSERT INTO t VALUES (2, 'two')`);
+    const err = await caught(rep.kick('s'));
+    expect(err.code).toBe('RUN_FAILED');
+    expect(err.message).toMatch(/watermarks are frozen/);
+    // The target committed before the watermark: its rows are there, and nothing is open.
+    expect(await tableContents(b, 'public.t')).toEqual(['(1,changed)', '(2,two)']);
+    expect((await pgferryBackends(a)).filter((x) => x.state !== 'idle')).toEqual([]);
+    await a.sql(`DROP TRIGGER no_marks ON pgferry.watermark`);
+    // Not delivered as far as the source knows: the same changes again (idempotent), then none.
+    expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 2, deleted: 0 });
+    expect(await tableContents(b, 'public.t')).toEqual(await tableContents(a, 'public.t'));
+    expect((await kick(rep)).status).toBe('empty');
+  });
+});
