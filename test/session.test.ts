@@ -1,12 +1,14 @@
 /**
  * pgferry's sessions: a transaction whose first statement, sent with its BEGIN, fails is rolled
  * back when the session closes, so the pooled connection is clean for the next user; the temporary
- * tables a session reuses are empty at the start of every transaction.
+ * tables a session reuses are empty at the start of every transaction; a lock taken in the round
+ * trip of a BEGIN is the same lock, and the snapshot comes after it.
  */
 import { describe, expect, it } from 'vitest';
 import { Database } from '../src/db/database.js';
 import { Session } from '../src/db/session.js';
 import { createDatabases } from './helpers/db.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('sessions', () => {
   it('a statement that fails after BEGIN leaves no aborted transaction in the pool', async () => {
@@ -49,6 +51,31 @@ describe('sessions', () => {
       await s.tempTable('pgferry_probe', create);
       expect(await count(s)).toBe(0);
       await s.close();
+    } finally {
+      await db.close();
+    }
+  });
+  it("lockAndBegin takes lock()'s lock, whatever standard_conforming_strings is, and its snapshot after the wait", async () => {
+    const [a] = await createDatabases(1);
+    await a!.sql(`CREATE TABLE t (v int)`);
+    const db = new Database('a', { connectionString: a!.url, max: 2, options: '-c standard_conforming_strings=off' });
+    const key = { kind: 'pgferry.test', subject: `sch\\ema'.sync "\u00e9"` };
+    try {
+      const holder = await Session.open(db);
+      expect((await holder.query('SHOW standard_conforming_strings')).rows).toEqual([{ standard_conforming_strings: 'off' }]);
+      await holder.lock(key);
+      const waiter = await Session.open(db);
+      const pid = (await waiter.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const begun = waiter.lockAndBegin<{ n: number; iso: string }>(key, 'repeatable read', { 'pgferry.x': `it's \\ here` }, `SELECT (SELECT count(*)::int FROM t) AS n, current_setting('transaction_isolation') AS iso, current_setting('pgferry.x') AS x`);
+      // It waits for the same lock (the same two keys), so nothing was read yet.
+      await waitFor('the waiter blocked on the advisory lock', async () => (await a!.sql(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'advisory'`, [pid])).length === 1);
+      await a!.sql(`INSERT INTO t VALUES (1)`);
+      await holder.close();
+      expect(await begun).toEqual([{ n: 1, iso: 'repeatable read', x: `it's \\ here` }]);
+      // The lock is held in the transaction and released when the session closes.
+      expect(await a!.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [pid])).toEqual([{ n: 1 }]);
+      await waiter.close();
+      expect(await a!.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [pid])).toEqual([{ n: 0 }]);
     } finally {
       await db.close();
     }

@@ -26,6 +26,15 @@ export function lockInPgLocks(n: number): string {
       AND l.classid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n}::pg_catalog.text)::pg_catalog.oid AND l.objid OPERATOR(pg_catalog.=) pg_catalog.hashtext($${n + 1}::pg_catalog.text)::pg_catalog.oid`;
 }
 
+/**
+ * The two int4 arguments for `key` as SQL without parameters, for a statement sent with
+ * others in one round trip: the texts travel as hex, so no setting changes how they read.
+ */
+export function lockArgsInline(key: LockKey): string {
+  const text = (s: string) => `pg_catalog.hashtext(pg_catalog.convert_from(pg_catalog.decode('${Buffer.from(s, 'utf8').toString('hex')}', 'hex'), 'UTF8'))`;
+  return `${text(key.kind)}, ${text(key.subject)}`;
+}
+
 export function lockValues(key: LockKey): string[] {
   return [key.kind, key.subject];
 }

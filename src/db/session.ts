@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { isConnectionError } from '../errors.js';
-import { ident, literal } from '../sql/ident.js';
+import { escapeLiteral, ident } from '../sql/ident.js';
 import type { Database } from './database.js';
-import { lockArgs, lockValues, type LockKey } from './locks.js';
+import { lockArgs, lockArgsInline, lockValues, type LockKey } from './locks.js';
 import { pinSql } from './settings.js';
 
 /** One checked-out connection used for one transaction of a run. */
@@ -100,18 +100,46 @@ export class Session {
     settings: Record<string, string> = {},
     first?: string,
   ): Promise<R[]> {
-    const extra = Object.entries(settings).map(([k, v]) => `SELECT pg_catalog.set_config(${literal(k)}, ${literal(v)}, true);`);
+    return this.#begin<R>('', isolation, settings, first);
+  }
+
+  /** begin(), after `before` (statements without parameters) in the same round trip. */
+  async #begin<R extends pg.QueryResultRow>(before: string, isolation: 'read committed' | 'repeatable read', settings: Record<string, string>, first?: string): Promise<R[]> {
+    // The string is parsed before its SET LOCALs run: escape strings read the same whatever
+    // standard_conforming_strings the role has.
+    const extra = Object.entries(settings).map(([k, v]) => `SELECT pg_catalog.set_config(${escapeLiteral(k)}, ${escapeLiteral(v)}, true);`);
     // In a transaction from here on, even if a statement after BEGIN fails: close() rolls back.
     this.#inTx = true;
     this.#settings = new Map(Object.entries(settings));
     this.#savepoints = [];
     this.#filledTemp.clear();
     const r = await this.query(
-      `BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
+      `${before}BEGIN ISOLATION LEVEL ${isolation === 'repeatable read' ? 'REPEATABLE READ' : 'READ COMMITTED'};
        ${pinSql('local')} SET LOCAL work_mem = '64MB'; ${extra.join(' ')}${first ? ` ${first}` : ''}`,
     );
     const results = r as unknown as pg.QueryResult<R> | pg.QueryResult<R>[];
     return first ? (Array.isArray(results) ? results.at(-1)! : results).rows : [];
+  }
+
+  /**
+   * lock(key), then begin(...), in one round trip: the lock's statement ends in a transaction
+   * of its own, so the new transaction's snapshot is taken after the wait.
+   */
+  async lockAndBegin<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    key: LockKey,
+    isolation: 'read committed' | 'repeatable read',
+    settings: Record<string, string>,
+    first?: string,
+  ): Promise<R[]> {
+    try {
+      const rows = await this.#begin<R>(`SELECT pg_catalog.pg_advisory_lock(${lockArgsInline(key)}); COMMIT; `, isolation, settings, first);
+      this.#locks.push(key);
+      return rows;
+    } catch (err) {
+      // Whether the lock was granted is unknown: never pool this connection.
+      this.#broken = err as Error;
+      throw err;
+    }
   }
 
   /** Sets a transaction-local setting, skipping the round trip when it already has that value. */

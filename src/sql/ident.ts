@@ -33,6 +33,12 @@ export function literal(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
 }
 
+/** A string constant that reads the same whatever standard_conforming_strings is (E'...'). */
+export function escapeLiteral(s: string): string {
+  if (s.includes('\0')) throw new TypeError(`literal contains a NUL byte: ${JSON.stringify(s)}`);
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
 /** How results and events name a table: `schema.table`, unquoted. */
 export function displayName(q: QualifiedName): string {
   return `${q.schema}.${q.name}`;

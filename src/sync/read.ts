@@ -20,12 +20,23 @@ import type { Run, RunTable } from './context.js';
 import { travellingColumns } from './partial.js';
 
 export async function readSources(run: Run): Promise<void> {
-  const sessions = await lockSources(run.sources, runLock(run.deps.schema, run.sync), (name) => run.open(name));
-  const [firstName] = run.sources;
+  const key = runLock(run.deps.schema, run.sync);
+  const firstName = run.sources[0]!;
   // The generation comes from the source locked first, in its read transaction's first round trip.
   const numbering = lockOrder(run.sources)[0]!;
-  const first = sessions.get(firstName!)!;
-  const [probe] = await first.begin<Probe>('repeatable read', {}, probeSql(run.deps.schema, numbering === firstName));
+  const probeFirst = probeSql(run.deps.schema, numbering === firstName);
+  let sessions: Map<string, Session>;
+  let probe: Probe | undefined;
+  if (run.sources.length === 1) {
+    // One source: its lock and its read transaction in one round trip.
+    const only = await run.open(firstName);
+    sessions = new Map([[firstName, only]]);
+    [probe] = await only.lockAndBegin<Probe>(key, 'repeatable read', {}, probeFirst);
+  } else {
+    sessions = await lockSources(run.sources, key, (name) => run.open(name));
+    [probe] = await sessions.get(firstName)!.begin<Probe>('repeatable read', {}, probeFirst);
+  }
+  const first = sessions.get(firstName)!;
   // The targets' write transactions open meanwhile.
   run.prepareTargets();
   run.relations.push(...(await first.db.catalog.require(first.client, run.plan.relations, first.name)));
