@@ -15,28 +15,40 @@ const replicators = stopReplicatorsAfterEach();
 const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`;
 
 describe('data safety', () => {
-  it("a write committed on a source while the run writes there keeps its value: 'latest' keeps it everywhere", async () => {
+  /**
+   * Two sources, 'latest': a updates both rows, then an application on b holds `write` open
+   * while the run comes to write there, and commits it. Returns what every database holds
+   * after that run (b) and after the next one (a, b), and the status of the run after.
+   */
+  async function writeDuringRun(write: string): Promise<{ b1: string[]; a2: string[]; b2: string[]; last: string }> {
     const dbs = await createDatabases(2);
     const [a, b] = dbs as [TestDb, TestDb];
     await sqlAll(dbs, `${DDL}; INSERT INTO t VALUES (1, 'start'), (2, 'start')`);
     const rep = await replicators.installed(dbs, { tables: ['t'], databases: { a: 'source', b: 'source' }, conflictStrategy: 'latest' });
     await a.sql(`UPDATE t SET v = 'a-new'`);
-    // An application on b holds a newer write to row 1 open while the run comes to write there.
     const app = await connect(b);
-    await app.query(`BEGIN; UPDATE t SET v = 'b-later' WHERE id = 1`);
+    await app.query(`BEGIN; ${write}`);
     const run = rep.kick('s');
     await waitFor('the run waiting for the application on b', async () => (await b.sql(
       `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND wait_event_type = 'Lock'`,
     )).length === 1);
     await app.query('COMMIT');
-    const r1 = await run;
-    expect(r1.status).toBe('ok');
-    // Row 2 arrived; row 1 kept b's later write, which the next run carries to a.
-    expect(await tableContents(b, 'public.t')).toEqual(['(1,b-later)', '(2,a-new)']);
+    await app.end();
+    expect((await run).status).toBe('ok');
+    const b1 = await tableContents(b, 'public.t');
     await kick(rep);
-    expect(await tableContents(a, 'public.t')).toEqual(['(1,b-later)', '(2,a-new)']);
-    expect(await tableContents(b, 'public.t')).toEqual(['(1,b-later)', '(2,a-new)']);
-    expect((await kick(rep)).status).toBe('empty');
+    return { b1, a2: await tableContents(a, 'public.t'), b2: await tableContents(b, 'public.t'), last: (await kick(rep)).status };
+  }
+
+  it("a write committed on a source while the run writes there keeps its value: 'latest' keeps it everywhere", async () => {
+    // Row 2 arrives; row 1 keeps b's later write, which the next run carries to a.
+    const after = ['(1,b-later)', '(2,a-new)'];
+    expect(await writeDuringRun(`UPDATE t SET v = 'b-later' WHERE id = 1`)).toEqual({ b1: after, a2: after, b2: after, last: 'empty' });
+  });
+
+  it('a row an application deletes on a source while the run writes there stays deleted, there and everywhere', async () => {
+    const after = ['(2,a-new)'];
+    expect(await writeDuringRun(`DELETE FROM t WHERE id = 1`)).toEqual({ b1: after, a2: after, b2: after, last: 'empty' });
   });
 
   it('multi-master with onetimecopy to a target: the changes of every source reach it', async () => {

@@ -5,6 +5,7 @@
  * transaction open, applies nothing that is not fenced, and keeps every change pending.
  */
 import { describe, expect, it } from 'vitest';
+import pg from 'pg';
 import { isPgferryError } from '../src/index.js';
 import { deltaTableName } from '../src/sql/names.js';
 import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
@@ -92,5 +93,90 @@ describe('the run pipeline', () => {
     expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 2, deleted: 0 });
     expect(await tableContents(b, 'public.t')).toEqual(await tableContents(a, 'public.t'));
     expect((await kick(rep)).status).toBe('empty');
+  });
+  it('rows that arrive new, then change, then arrive new again: the target matches the source after every run', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    const check = async (upserted: number) => {
+      expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted, deleted: 0 });
+      expect(await tableContents(b, 'public.t')).toEqual(await tableContents(a, 'public.t'));
+    };
+    // New rows: the UPDATE finds none.
+    for (let round = 0; round < 3; round++) {
+      await a.sql(`INSERT INTO t SELECT g, 'new ' || g FROM generate_series($1::int, $1::int + 299) g`, [round * 300 + 1]);
+      await check(300);
+    }
+    // Now they change, many and a few.
+    await a.sql(`UPDATE t SET v = 'changed ' || id WHERE id <= 500`);
+    await check(500);
+    await a.sql(`UPDATE t SET v = 'again ' || id WHERE id % 7 = 0`);
+    await check(128);
+    await a.sql(`INSERT INTO t SELECT g, 'late ' || g FROM generate_series(1001, 1300) g`);
+    await a.sql(`UPDATE t SET v = 'mixed' WHERE id BETWEEN 1 AND 100`);
+    await check(400);
+  });
+  it('pools of one: a one-way run with a first copy and a sequence, then an empty run, each with one connection per database', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], `${DDL}; CREATE SEQUENCE t_seq`);
+    const rep = replicators.create({ connectionTimeoutMs: 2_000 });
+    await rep.addDatabase('a', { connectionString: a.url, max: 1 });
+    await rep.addDatabase('b', { connectionString: b.url, max: 1 });
+    await rep.addSync('s', { tables: ['t', 't_seq'], databases: { a: 'source', b: 'target' }, onetimecopy: 'ifEmpty', autokick: false });
+    await a.sql(`INSERT INTO t SELECT g, 'v' FROM generate_series(1, 20) g; SELECT setval('t_seq', 42)`);
+    await rep.install();
+    expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 20 });
+    expect(await b.sql(`SELECT last_value::int AS v FROM t_seq`)).toEqual([{ v: 42 }]);
+    await rep.addSync('plain', { tables: ['t', 't_seq'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.install('plain');
+    const empty = await kick(rep, 'plain');
+    expect(empty.totals).toEqual({ upserted: 0, deleted: 0, conflicts: 0 });
+    await a.sql(`UPDATE t SET v = 'w' WHERE id = 1`);
+    expect((await kick(rep, 'plain')).tables['public.t']).toMatchObject({ upserted: 1 });
+    expect(await tableContents(b, 'public.t')).toEqual(await tableContents(a, 'public.t'));
+  });
+
+  it("a target that kills idle transactions sooner than the source is read: the run opens another and applies", async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    await b.sql(`ALTER DATABASE ${b.name} SET idle_in_transaction_session_timeout = '1s'`);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+    const locker = await connect(a);
+    await locker.query(`BEGIN; LOCK TABLE pgferry.${deltaTableName({ schema: 'public', name: 't' })} IN ACCESS EXCLUSIVE MODE`);
+    const run = rep.kick('s');
+    await waitFor('the run waiting on the source', async () => (await pgferryBackends(a)).some((x) => x.wait === 'Lock'));
+    // The target transaction opened early, and the target's timeout ended it.
+    const idleInTx = async () => (await pgferryBackends(b)).filter((x) => x.state === 'idle in transaction').length;
+    await waitFor('the early target transaction opened', async () => (await idleInTx()) === 1);
+    await waitFor('the early target transaction killed', async () => (await idleInTx()) === 0);
+    await locker.query('ROLLBACK');
+    await locker.end();
+    expect((await run).tables['public.t']).toMatchObject({ upserted: 1 });
+    expect(await tableContents(b, 'public.t')).toEqual(['(1,one)']);
+  });
+
+  it('a run with nothing to apply does not wait for a target whose pool is busy', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const pool = new pg.Pool({ connectionString: b.url, max: 1 });
+    const rep = replicators.create({ connectionTimeoutMs: 10_000 });
+    await rep.addDatabase('a', a.url);
+    await rep.addDatabase('b', { pool });
+    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.install();
+    const busy = await pool.connect();
+    try {
+      const t0 = Date.now();
+      expect((await rep.kick('s')).status).toBe('empty');
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    } finally {
+      busy.release();
+    }
+    // The early transaction got its connection once the pool had one, and gave it back.
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+    expect((await rep.kick('s')).tables['public.t']).toMatchObject({ upserted: 1 });
+    await rep.stop();
+    await pool.end();
   });
 });

@@ -72,10 +72,20 @@ describe('sessions', () => {
       await a!.sql(`INSERT INTO t VALUES (1)`);
       await holder.close();
       expect(await begun).toEqual([{ n: 1, iso: 'repeatable read', x: `it's \\ here` }]);
-      // The lock is held in the transaction and released when the session closes.
-      expect(await a!.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [pid])).toEqual([{ n: 1 }]);
+      // The lock is held in the transaction, and a commit that unlocks releases it.
+      const held = async () => (await a!.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [pid]))[0]!.n;
+      expect(await held()).toBe(1);
+      await waiter.commit(`INSERT INTO t VALUES (2)`, { unlock: true });
+      expect(await held()).toBe(0);
+      expect(await a!.sql(`SELECT count(*)::int AS n FROM t`)).toEqual([{ n: 2 }]);
       await waiter.close();
-      expect(await a!.sql(`SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory'`, [pid])).toEqual([{ n: 0 }]);
+      // The connection went back to the pool whole: the next session gets it and can lock again.
+      const again = await Session.open(db);
+      expect((await again.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid).toBe(pid);
+      await again.lock(key);
+      expect(await held()).toBe(1);
+      await again.close();
+      expect(await held()).toBe(0);
     } finally {
       await db.close();
     }

@@ -173,13 +173,24 @@ export function jsonRow(row: Record<string, unknown>, columns: string[], t: Tabl
  * Staged keys per source, before they are applied: how many have a row at the source, and
  * how many are gone there but still exist on the receiver (the rows a delete will remove).
  */
-export async function stagedCounts(receiver: Session, t: TableInfo, temp: TempNames): Promise<Map<string, { present: number; absent: number }>> {
-  const r = await receiver.query<{ src: string; present: string; absent: string }>(
-    `SELECT ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
+export async function stagedCounts(
+  receiver: Session,
+  tables: readonly { t: TableInfo; temp: TempNames }[],
+): Promise<Map<string, { present: number; absent: number }>[]> {
+  if (tables.length === 0) return [];
+  // One statement for every table of the chunk.
+  const r = await receiver.query<{ i: number; src: string; present: string; absent: string }>(
+    tables
+      .map(
+        ({ t, temp }, i) => `SELECT ${i} AS i, ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
             count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t, 'd', 's')})) AS absent
-       FROM pg_temp.${ident(temp.staging)} s GROUP BY 1`,
+       FROM pg_temp.${ident(temp.staging)} s GROUP BY 2`,
+      )
+      .join('\n      UNION ALL\n'),
   );
-  return new Map(r.rows.map((x) => [x.src, { present: Number(x.present), absent: Number(x.absent) }]));
+  const out = tables.map(() => new Map<string, { present: number; absent: number }>());
+  for (const x of r.rows) out[x.i]!.set(x.src, { present: Number(x.present), absent: Number(x.absent) });
+  return out;
 }
 
 /**
@@ -312,9 +323,6 @@ export async function applyDeletes(
   );
 }
 
-/** Staged rows of one origin up to which one INSERT ... ON CONFLICT writes them (see applyUpserts). */
-const FEW_ROWS = 1000;
-
 /** The origins of a table's staged rows and how many of them exist at the source, per origin (from stagedCounts). */
 export interface KnownUpserts {
   origins: string[];
@@ -342,26 +350,25 @@ export async function applyUpserts(
     : 'DO NOTHING';
   const match = keyJoin(t, 'd', 's');
   const returning = wantKeys ? `RETURNING ${identList(t.key, 'd')}` : '';
-  // Many rows: those that exist are updated in one joined UPDATE (set-based, a quarter faster
-  // than ON CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that
-  // appears meanwhile. When the UPDATE found a row for every staged one (one row per key and
-  // origin), nothing is missing and the INSERT pass is left out. A few rows: one INSERT with
-  // ON CONFLICT, one round trip whether they exist or not.
+  // Rows that exist are updated in one joined UPDATE (set-based, a quarter faster than ON
+  // CONFLICT row by row); the rest are inserted, with ON CONFLICT for a row that appears
+  // meanwhile. When the UPDATE found a row for every staged one (one row per key and origin),
+  // nothing is missing and the INSERT pass is left out. (Always the UPDATE first: an INSERT
+  // ... ON CONFLICT for rows that exist would fire a receiver's INSERT triggers and defaults
+  // for them, and revive on a source a row an application deleted after the run's snapshot.)
   const always = columns.filter((c) => !keys.has(c) && t.columns.find((x) => x.name === c)?.identity === 'a');
-  const insert = (filter: string, missingOnly = true) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
+  const insert = (filter: string) => `INSERT INTO ${qualified(t)} AS d (${identList(columns)}) OVERRIDING SYSTEM VALUE
          SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
-          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)}${missingOnly ? ` AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})` : ''}
+          WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
          ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`;
-  const few = (o: string | null) => !span && o !== null && (known?.present.get(o) ?? Infinity) <= FEW_ROWS;
-  const upsert = (filter: string, o: string | null): Statement[] => {
-    if (few(o)) return [insert(filter, false)];
-    if (settable.length === 0) return [insert(filter)];
-    return [
-      `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-        FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
-      (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
-    ];
-  };
+  const upsert = (filter: string, o: string | null): Statement[] =>
+    settable.length === 0
+      ? [insert(filter)]
+      : [
+          `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+            FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
+          (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
+        ];
   const out = await perOrigin(
     receiver,
     temp,

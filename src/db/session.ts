@@ -47,6 +47,11 @@ export class Session {
     return this.db.name;
   }
 
+  /** Not closed, and its connection not known to be lost or cut. */
+  get usable(): boolean {
+    return !this.#closed && !this.#broken;
+  }
+
   /** Runs one statement; `types` overrides how result values are parsed. */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[], types?: pg.CustomTypesConfig): Promise<pg.QueryResult<R>> {
     return this.#send<R>({ text, ...(values && { values }), ...(types && { types }) });
@@ -182,10 +187,20 @@ export class Session {
 
   /**
    * Commits; `last`, statements without parameters, run just before COMMIT in the same round
-   * trip (if one fails, the rest does not run and the transaction stays open, aborted).
+   * trip (if one fails, the rest does not run and the transaction stays open, aborted). With
+   * `unlock`, the advisory locks are released right after COMMIT, in the same round trip.
+   * `last` may hold literals only in a transaction begin() opened (it pins how they read).
    */
-  async commit(last?: string): Promise<void> {
-    await this.query(last ? `${last}; COMMIT` : 'COMMIT');
+  async commit(last?: string, options: { unlock?: boolean } = {}): Promise<void> {
+    const locks = options.unlock ? this.#locks : [];
+    const unlocks = locks.map((k) => ` SELECT pg_catalog.pg_advisory_unlock(${lockArgsInline(k)}) AS ok;`).join('');
+    const r = await this.query(`${last ? `${last}; ` : ''}COMMIT;${unlocks}`);
+    if (locks.length > 0) {
+      this.#locks = [];
+      const results = r as unknown as pg.QueryResult<{ ok: boolean }>[];
+      // A lock that was not held: something is off with this connection, never pool it.
+      if (results.slice(-locks.length).some((x) => x.rows[0]?.ok !== true)) this.#broken = new Error('an advisory lock was not held at commit');
+    }
     this.#inTx = false;
     this.#settings.clear();
     this.#savepoints = [];

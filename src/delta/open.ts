@@ -15,7 +15,7 @@ import { MIN_CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/dd
 import { RUN_SCHEMA_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
-import { displayName, ident, literal } from '../sql/ident.js';
+import { displayName, escapeLiteral, ident } from '../sql/ident.js';
 import { deltaTableName } from '../sql/names.js';
 import type { SourceRead } from './reader.js';
 
@@ -46,11 +46,12 @@ export interface Probe {
 /**
  * The first statement of a source's read transaction, sent with its BEGIN: the snapshot the
  * run reads at, whether the library schema is there, and, with `generation`, the run's
- * generation (see sync/read.ts).
+ * generation (see sync/read.ts). Parsed before BEGIN's SET LOCALs run: its one string is an
+ * escape string.
  */
 export function probeSql(schema: string, generation: boolean): string {
   return `SELECT pg_catalog.pg_current_snapshot()::text AS snapshot,
-                 pg_catalog.to_regclass(${literal(`${ident(schema)}.sync_tables`)}) IS NOT NULL AS installed${generation ? `, ${GENERATION_COLUMNS}` : ''}`;
+                 pg_catalog.to_regclass(${escapeLiteral(`${ident(schema)}.sync_tables`)}) IS NOT NULL AS installed${generation ? `, ${GENERATION_COLUMNS}` : ''}`;
 }
 
 /** The run's generation: a transaction id of this server, and which server and database numbered it. */

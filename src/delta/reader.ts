@@ -47,47 +47,50 @@ export interface Changed {
 }
 
 /**
- * Fills the source's temporary key table (`temp.keys`) with the keys of `table` changed since
- * the previous watermark, and finds the newest TRUNCATE of it since then, in one statement.
- * Changes that this sync applied itself are never read back (no echo); changes applied by
- * other syncs are read only with `cascade`.
+ * Fills the source's temporary key table of each table (`temp.keys`) with its keys changed
+ * since the previous watermark, and finds its newest TRUNCATE since then: every table in one
+ * statement. Changes that this sync applied itself are never read back (no echo); changes
+ * applied by other syncs are read only with `cascade`. Results are in the order of `tables`.
  */
-export async function collectChanged(src: SourceRead, scope: ReadScope, table: TableInfo, temp: TempNames): Promise<Changed> {
+export async function collectChanged(src: SourceRead, scope: ReadScope, tables: readonly { info: TableInfo; temp: TempNames }[]): Promise<Changed[]> {
+  if (tables.length === 0) return [];
   const { schema, sync, cascade } = scope;
   const s = ident(schema);
-  const delta = `${s}.${ident(deltaTableName(table))}`;
-  const kt = ident(temp.keys);
-  const keys = identList(table.key);
-  await createKeyTable(src.session, schema, table, temp);
+  for (const { info, temp } of tables) await createKeyTable(src.session, schema, info, temp);
   const since = src.previous === null
     ? 'true'
-    : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
+    : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
   const mine = `applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`;
-  const values: unknown[] = [sync, table.schema, table.name];
-  if (src.previous !== null) values.push(src.previous);
-  const r = await src.session.prepared<{ n: string; micros: string | null }>(
-    `WITH filled AS (
-       INSERT INTO ${kt}
+  const fills = tables.map(({ info, temp }, i) => {
+    const keys = identList(info.key);
+    return `f${i} AS (
+       INSERT INTO ${ident(temp.keys)}
        SELECT ${keys}, max(changed_at),
               CASE WHEN min(coalesce(origin, '')) = max(coalesce(origin, '')) THEN max(origin) END,
               row_number() OVER ()
-         FROM ${delta}
+         FROM ${s}.${ident(deltaTableName(info))}
         WHERE ${since} AND ${mine}
         GROUP BY ${keys}
-       RETURNING 1)
-     SELECT (SELECT count(*) FROM filled)::text AS n,
+       RETURNING 1)`;
+  });
+  const results = tables.map(
+    ({ info }, i) => `SELECT ${i} AS i, (SELECT count(*) FROM f${i})::text AS n,
             (SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text
                FROM ${s}.truncates
-              WHERE table_schema = $2 AND table_name = $3 AND ${since} AND ${mine}) AS micros`,
-    values,
+              WHERE table_schema = ${literal(info.schema)} AND table_name = ${literal(info.name)} AND ${since} AND ${mine}) AS micros`,
   );
-  const n = Number(r.rows[0]!.n);
-  const micros = r.rows[0]!.micros;
-  // Without statistics the planner takes a fresh key table for thousands of rows and scans the
-  // whole table to join it, even for one changed key.
-  await src.session.analyzeTemp(temp.keys, n);
-  debug('%s: %d changed keys in %s', src.session.name, n, displayName(table));
-  return { keys: n, truncatedAt: micros === null ? null : Number(micros) };
+  const values: unknown[] = [sync];
+  if (src.previous !== null) values.push(src.previous);
+  const r = await src.session.prepared<{ i: number; n: string; micros: string | null }>(`WITH ${fills.join(',\n     ')}\n     ${results.join('\n     UNION ALL\n     ')}`, values);
+  const out: Changed[] = tables.map(() => ({ keys: 0, truncatedAt: null }));
+  for (const x of r.rows) out[x.i] = { keys: Number(x.n), truncatedAt: x.micros === null ? null : Number(x.micros) };
+  for (const [i, { info, temp }] of tables.entries()) {
+    // Without statistics the planner takes a fresh key table for thousands of rows and scans
+    // the whole table to join it, even for one changed key.
+    await src.session.analyzeTemp(temp.keys, out[i]!.keys);
+    debug('%s: %d changed keys in %s', src.session.name, out[i]!.keys, displayName(info));
+  }
+  return out;
 }
 
 async function createKeyTable(session: Session, schema: string, table: TableInfo, temp: TempNames): Promise<void> {
@@ -124,9 +127,10 @@ export async function dropKeysBefore(src: SourceRead, temp: TempNames, micros: n
 
 /**
  * Moves the sync's watermark to the snapshot of this run and commits the read transaction,
- * in one round trip.
+ * in one round trip; with `unlock`, the run lock goes in it too.
  */
-export async function commitWatermark(src: SourceRead, schema: string, sync: string, durable = false): Promise<void> {
+export async function commitWatermark(src: SourceRead, schema: string, sync: string, options: { durable?: boolean; unlock?: boolean } = {}): Promise<void> {
+  const { durable = false } = options;
   // With one source, losing this commit to a server crash only makes the next run apply the
   // same changes again (idempotent), so it need not wait for the disk. With several, one
   // source's watermark lost while another's stayed would make the next run see an old change
@@ -137,6 +141,7 @@ export async function commitWatermark(src: SourceRead, schema: string, sync: str
     `${durable ? '' : `SET LOCAL synchronous_commit = off; `}INSERT INTO ${ident(schema)}.watermark (sync, snapshot, system_id)
      SELECT ${literal(sync)}, ${literal(src.snapshot)}::pg_catalog.pg_snapshot, (SELECT system_identifier FROM pg_catalog.pg_control_system())
      ON CONFLICT (sync) DO UPDATE SET snapshot = EXCLUDED.snapshot, system_id = EXCLUDED.system_id, updated_at = pg_catalog.now()`,
+    { unlock: options.unlock },
   );
 }
 

@@ -114,8 +114,8 @@ export class PostgresControlStore implements ControlStore {
 
   async recordConflicts(records: ConflictRecord[]): Promise<void> {
     if (records.length === 0) return;
-    // New records and the trim of the oldest commit together: a reader never sees more than
-    // keepConflicts per sync.
+    // New records and the trim of the oldest commit together: with one instance recording, a
+    // reader never sees more than keepConflicts per sync.
     const c = await this.#db.connect();
     let broken: Error | undefined;
     try {

@@ -91,15 +91,14 @@ export class Chunk {
     let w = this.#writers.get(name);
     if (w) return w;
     const read = this.#run.reads.get(name);
-    const prepared = read ? undefined : this.#run.takeTarget(name);
+    const prepared = read ? undefined : await this.#run.takeTarget(name);
     if (read) {
       w = read.session;
       // Changes written here are tagged, so this sync never reads them back (no echo).
       await w.setLocal(APPLIED_BY_SETTING, this.#run.sync);
     } else if (prepared) {
-      const p = await prepared;
-      w = p.session;
-      this.#described.set(name, p.infos);
+      w = prepared.session;
+      this.#described.set(name, prepared.infos);
     } else {
       w = await this.#run.open(name);
       await w.begin('read committed', this.#run.writeSettings);
@@ -184,9 +183,10 @@ export class Chunk {
     if (this.#plan.first) await this.#emptyAndCopy(d);
     const work = [...this.#plan.work];
     const known = new Map<RunTable, KnownOrigins>();
-    for (const [t, steps] of work) {
-      await this.#stage(d, t, steps);
-      const origins = await this.#count(d, t, steps.has('upsert') || steps.has('delete'));
+    for (const [t, steps] of work) await this.#stage(d, t, steps);
+    const counts = await stagedCounts(d, work.map(([t]) => ({ t: t.receivers.get(name)!, temp: t.temp })));
+    for (const [i, [t, steps]] of work.entries()) {
+      const origins = this.#count(t, counts[i]!, steps.has('upsert') || steps.has('delete'));
       if (origins) known.set(t, origins);
     }
     const dels = new Map<RunTable, Applied>(work.map(([t]) => [t, { count: 0, keys: [] }]));
@@ -277,8 +277,7 @@ export class Chunk {
    * without cascade, returns the origins of its deletes and upserts (each staged row's origin
    * is then the source it came from).
    */
-  async #count(d: Session, t: RunTable, intoResult: boolean): Promise<KnownOrigins | undefined> {
-    const counts = await stagedCounts(d, t.receivers.get(d.name)!, t.temp);
+  #count(t: RunTable, counts: Map<string, { present: number; absent: number }>, intoResult: boolean): KnownOrigins | undefined {
     for (const [src, n] of counts) {
       const id = `${src}\0${t.display}`;
       if (!intoResult || this.#counted.has(id)) continue;

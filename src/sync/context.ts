@@ -114,6 +114,9 @@ export class Run {
   readonly checkedForeign = new Set<string>();
   /** Target transactions opened while the sources are read (see prepareTargets), until a chunk takes them. */
   readonly #prepared = new Map<string, Promise<PreparedTarget>>();
+  /** Their sessions, not the run's until taken. */
+  readonly #preparing = new Set<Session>();
+  #closed = false;
 
   constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {
     this.plan = plan;
@@ -182,20 +185,36 @@ export class Run {
    * Opens the write transaction of every PostgreSQL target while the sources are still being
    * read, so that its round trips (BEGIN, the catalog stamps) are off the path from a commit on
    * a source to the rows on the target. (The fence stays at commit: a run that lost its lock
-   * and hangs must not hold up the newer one.) The first chunk takes them (takeTarget);
-   * a run that ends without writing rolls them back. Not for periodic checks, which find
-   * nothing most of the time.
+   * and hangs must not hold up the newer one.) The first chunk takes them (takeTarget); what
+   * no chunk took is given back after the apply phase (releaseTargets), so that a run still
+   * needs one connection per database. Not for periodic checks, which find nothing most of
+   * the time, nor for syncs that may copy whole tables first (that phase opens its own).
    */
   prepareTargets(): void {
-    if (this.reason === 'check' || !this.incremental) return;
+    if (this.reason === 'check' || !this.incremental || (this.onetimecopy ?? this.plan.config.onetimecopy) !== 'never') return;
     const tables = this.plan.relations;
     for (const name of namesWithRole(this.plan, 'target')) {
       if (this.isForeign(name)) continue;
       const p = (async (): Promise<PreparedTarget> => {
-        const session = await this.open(name);
-        await session.begin('read committed', this.writeSettings);
-        const infos = await session.db.catalog.read(session.client, tables);
-        return { session, infos: new Map(tables.map((q, i) => [displayName(q), infos[i]!])) };
+        // Its own session until a chunk takes it: the run's close() never cuts in between its
+        // statements; it stops here at the next step instead, and gives the session back.
+        const session = await Session.open(this.deps.dbs.get(name)!);
+        this.#preparing.add(session);
+        try {
+          const step = () => {
+            if (this.#closed || this.deps.signal?.aborted) throw this.#stopped();
+          };
+          step();
+          await session.begin('read committed', this.writeSettings);
+          step();
+          const infos = await session.db.catalog.read(session.client, tables);
+          step();
+          return { session, infos: new Map(tables.map((q, i) => [displayName(q), infos[i]!])) };
+        } catch (err) {
+          this.#preparing.delete(session);
+          await session.close();
+          throw err;
+        }
       })();
       // Whoever takes it sees a failure; a run that never does must not leave it unhandled.
       p.catch(() => undefined);
@@ -208,11 +227,38 @@ export class Run {
     return { [APPLIED_BY_SETTING]: this.sync, [ORIGIN_SETTING]: this.sources[0]! };
   }
 
-  /** The target transaction prepareTargets() opened on `name`, once (later chunks open their own). */
-  takeTarget(name: string): Promise<PreparedTarget> | undefined {
+  /**
+   * The target transaction prepareTargets() opened on `name`, once (later chunks open their
+   * own), now the run's like any session it opened; undefined when there is none, or it
+   * failed or its connection was lost meanwhile (an idle-in-transaction timeout, say): the
+   * caller opens one itself, which reports whatever is wrong.
+   */
+  async takeTarget(name: string): Promise<PreparedTarget | undefined> {
     const p = this.#prepared.get(name);
     this.#prepared.delete(name);
-    return p;
+    const prepared = await p?.catch(() => undefined);
+    if (!prepared) return undefined;
+    this.#preparing.delete(prepared.session);
+    if (!prepared.session.usable) {
+      await prepared.session.close();
+      return undefined;
+    }
+    this.#open.push(prepared.session);
+    return prepared;
+  }
+
+  /** Gives back the target transactions no chunk took (rolled back), without waiting for them. */
+  releaseTargets(): void {
+    for (const p of this.#prepared.values()) {
+      p.then(
+        (x) => {
+          this.#preparing.delete(x.session);
+          return x.session.close();
+        },
+        () => undefined,
+      ).catch(() => undefined);
+    }
+    this.#prepared.clear();
   }
 
   /** Whether `name` is a receiver that is not PostgreSQL (its rows travel parsed: sync/foreign.ts). */
@@ -250,7 +296,7 @@ export class Run {
 
   readonly #onAbort = (): void => {
     // Sessions already closed went back to the pool (maybe to someone else): destroy() skips them.
-    for (const s of this.#open) s.destroy();
+    for (const s of [...this.#open, ...this.#preparing]) s.destroy();
     for (const r of this.#foreign.values()) r.then((x) => x.close(), () => undefined).catch(() => undefined);
   };
 
@@ -287,10 +333,8 @@ export class Run {
   /** Rolls back and returns every session still open. */
   async close(): Promise<void> {
     this.deps.signal?.removeEventListener('abort', this.#onAbort);
-    // A target still being prepared would otherwise go on (its fence outside any transaction).
-    const prepared = [...this.#prepared.values()];
-    this.#prepared.clear();
-    await Promise.allSettled(prepared);
+    this.#closed = true;
+    this.releaseTargets();
     const foreign = [...this.#foreign.values()];
     this.#foreign.clear();
     await Promise.all([

@@ -33,21 +33,21 @@ export async function planFirstCopies(run: Run): Promise<void> {
 
 export async function collectChanges(run: Run): Promise<void> {
   if (!run.incremental) return;
-  for (const t of run.tables) {
-    for (const [name, read] of run.reads) {
-      const changed = await collectChanged(read, run.scope, t.info, t.temp);
-      const numbered = changed.keys;
+  for (const [name, read] of run.reads) {
+    const changed = await collectChanged(read, run.scope, run.tables.map((t) => ({ info: t.info, temp: t.temp })));
+    for (const [i, t] of run.tables.entries()) {
+      const { keys: numbered, truncatedAt } = changed[i]!;
       let n = numbered;
       // Chunks cover key numbers 1..span: the numbers stay when keys are dropped below.
       t.span = Math.max(t.span, numbered);
-      if (changed.truncatedAt !== null) {
+      if (truncatedAt !== null) {
         t.truncatedOn.add(name);
-        n = await dropKeysBefore(read, t.temp, changed.truncatedAt);
+        n = await dropKeysBefore(read, t.temp, truncatedAt);
       }
       t.counts.set(name, n);
       if (numbered > run.plan.config.chunkSize) await indexKeyTable(read, t.temp);
       run.changes += n;
     }
-    if (t.truncatedOn.size > 0) run.changes++;
   }
+  for (const t of run.tables) if (t.truncatedOn.size > 0) run.changes++;
 }

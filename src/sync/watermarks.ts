@@ -6,6 +6,7 @@
  * Afterwards, off the run's critical path, deltas every sync has delivered are pruned.
  */
 import createDebug from 'debug';
+import type { Database } from '../db/database.js';
 import { Session } from '../db/session.js';
 import { commitWatermark, pruneDeltas } from '../delta/reader.js';
 import { displayName } from '../sql/ident.js';
@@ -20,32 +21,55 @@ export async function commitWatermarks(run: Run): Promise<void> {
     return;
   }
   if (reads.length === 1) {
-    await commitWatermark(reads[0]!, run.deps.schema, run.sync);
+    // The run's last use of its source, unless sequences follow: its lock goes with the commit.
+    const unlock = !run.relations.some((r) => r.kind === 'sequence');
+    await commitWatermark(reads[0]!, run.deps.schema, run.sync, { unlock });
   } else {
     for (const read of reads) await read.session.commit();
     for (const read of reads) {
       await read.session.begin();
-      await commitWatermark(read, run.deps.schema, run.sync, true);
+      await commitWatermark(read, run.deps.schema, run.sync, { durable: true });
     }
   }
   schedulePrune(run);
 }
 
+/**
+ * Under steady writes a background run follows another every few tens of milliseconds, and
+ * pruning costs the source a statement per table: background runs prune each source at most
+ * this often (the next one due prunes everything delivered by then). Kicks always prune.
+ */
+const PRUNE_INTERVAL_MS = 1000;
+/** When each sync last pruned each database (by this process). */
+const lastPrune = new WeakMap<Database, Map<string, number>>();
+
 /** Deletes delivered deltas after the run, so delta tables stay small in steady state. */
 function schedulePrune(run: Run): void {
   const { dbs, schema } = run.deps;
-  const targets = [...run.reads.keys()].map((name) => dbs.get(name)!);
+  const now = Date.now();
+  const due = [...run.reads.keys()]
+    .map((name) => dbs.get(name)!)
+    .filter((db) => {
+      let times = lastPrune.get(db);
+      if (!times) lastPrune.set(db, (times = new Map()));
+      if (run.reason !== 'kick' && now - (times.get(run.sync) ?? 0) < PRUNE_INTERVAL_MS) return false;
+      times.set(run.sync, now);
+      return true;
+    });
+  if (due.length === 0) return;
   const infos = run.tables.map((t) => t.info);
   run.afterwards.push(async () => {
-    for (const db of targets) {
+    for (const db of due) {
       const s = await Session.open(db);
       try {
+        // Every table in one transaction: writers only insert deltas, so its row locks wait
+        // for nothing but another instance's prune.
+        await s.begin();
         for (const info of infos) {
-          await s.begin();
           const n = await pruneDeltas(s, schema, info);
-          await s.commit();
           if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
         }
+        await s.commit();
       } finally {
         await s.close();
       }
