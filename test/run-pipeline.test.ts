@@ -179,4 +179,21 @@ describe('the run pipeline', () => {
     await rep.stop();
     await pool.end();
   });
+  it('a sync of 60 tables (two statements of changed keys and of staged counts): changes and a TRUNCATE past the first 50 arrive', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    const names = Array.from({ length: 60 }, (_, i) => `m${i + 1}`);
+    await sqlAll([a, b], names.map((n) => `CREATE TABLE public.${n} (id int PRIMARY KEY, v text NOT NULL);`).join(' '));
+    await a.sql(`INSERT INTO m55 VALUES (1, 'before')`);
+    await b.sql(`INSERT INTO m55 VALUES (1, 'before')`);
+    const rep = await replicators.installed([a, b], { tables: names });
+    await a.sql(`INSERT INTO m1 VALUES (1, 'one'); INSERT INTO m50 VALUES (50, 'fifty'); INSERT INTO m51 VALUES (51, 'fifty-one');
+                 INSERT INTO m60 VALUES (60, 'sixty'), (61, 'more'); TRUNCATE m55; INSERT INTO m55 VALUES (2, 'after')`);
+    const r = await kick(rep);
+    expect(r.tables['public.m1']).toMatchObject({ upserted: 1 });
+    expect(r.tables['public.m51']).toMatchObject({ upserted: 1 });
+    expect(r.tables['public.m60']).toMatchObject({ upserted: 2 });
+    expect(r.tables['public.m2']).toMatchObject({ upserted: 0, deleted: 0 });
+    for (const n of names) expect(await tableContents(b, `public.${n}`), n).toEqual(await tableContents(a, `public.${n}`));
+    expect(await tableContents(b, 'public.m55')).toEqual(['(2,after)']);
+  });
 });

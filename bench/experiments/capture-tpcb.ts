@@ -7,6 +7,8 @@
  * - none: no triggers;
  * - row / statement: pgferry's capture as install() makes it, `capture: 'row'` / `'statement'`;
  * - row, no notify: the row-level function without its pg_notify;
+ * - row, empty body: the row-level triggers with a function that only returns (the floor of
+ *   any PL/pgSQL row trigger);
  * - statement, empty body: the statement-level triggers (transition tables) with a function
  *   that only returns;
  * - statement, no transition tables: statement-level triggers without REFERENCING, empty body.
@@ -21,7 +23,7 @@ import { prepare, tpcbDatabase, TABLES } from '../scenarios/overhead.js';
 
 const arg = (name: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
 
-const VARIANTS = ['none', 'row', 'statement', 'row, no notify', 'statement, empty body', 'statement, no transition tables'] as const;
+const VARIANTS = ['none', 'row', 'statement', 'row, no notify', 'row, empty body', 'statement, empty body', 'statement, no transition tables'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 /** The capture functions install() made in `db`, rewritten by `edit`. */
@@ -46,7 +48,7 @@ async function setUp(server: BenchServer, v: Variant, tools: NonNullable<Awaited
   await rep.install();
   await rep.stop();
   if (v === 'row, no notify') await rewriteFunctions(db, (f) => f.replace(/ {2}IF pg_catalog\.current_setting\('pgferry\.notified_[\s\S]*?END IF;\n/, ''));
-  if (v === 'statement, empty body') await rewriteFunctions(db, (f) => f.replace(/\nBEGIN[\s\S]*END\s*\$pgferry\$/, '\nBEGIN RETURN NULL; END $pgferry$'));
+  if (v === 'statement, empty body' || v === 'row, empty body') await rewriteFunctions(db, (f) => f.replace(/\nBEGIN[\s\S]*END\s*\$pgferry\$/, '\nBEGIN RETURN NULL; END $pgferry$'));
   if (v === 'statement, no transition tables') {
     await db.sql(`CREATE FUNCTION pgferry.empty() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$`);
     for (const t of TABLES) {

@@ -9,7 +9,7 @@ import { canonicalKey, type ForeignKey, type TableInfo } from '../catalog/tables
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
-import { KEY_TABLE, ORIGIN_SETTING, STAGING, type TempNames } from '../sql/names.js';
+import { KEY_TABLE, ORIGIN_SETTING, STAGING, TABLES_PER_STATEMENT, type TempNames } from '../sql/names.js';
 import type { RowKey } from '../types.js';
 
 const PRESENT = STAGING.present;
@@ -177,19 +177,21 @@ export async function stagedCounts(
   receiver: Session,
   tables: readonly { t: TableInfo; temp: TempNames }[],
 ): Promise<Map<string, { present: number; absent: number }>[]> {
-  if (tables.length === 0) return [];
-  // One statement for every table of the chunk.
-  const r = await receiver.query<{ i: number; src: string; present: string; absent: string }>(
-    tables
-      .map(
-        ({ t, temp }, i) => `SELECT ${i} AS i, ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
+  const out = tables.map(() => new Map<string, { present: number; absent: number }>());
+  // Every table of the chunk in one statement, in batches (see collectChanged).
+  for (let from = 0; from < tables.length; from += TABLES_PER_STATEMENT) {
+    const batch = tables.slice(from, from + TABLES_PER_STATEMENT);
+    const r = await receiver.query<{ i: number; src: string; present: string; absent: string }>(
+      batch
+        .map(
+          ({ t, temp }, i) => `SELECT ${from + i} AS i, ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
             count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t, 'd', 's')})) AS absent
        FROM pg_temp.${ident(temp.staging)} s GROUP BY 2`,
-      )
-      .join('\n      UNION ALL\n'),
-  );
-  const out = tables.map(() => new Map<string, { present: number; absent: number }>());
-  for (const x of r.rows) out[x.i]!.set(x.src, { present: Number(x.present), absent: Number(x.absent) });
+        )
+        .join('\n      UNION ALL\n'),
+    );
+    for (const x of r.rows) out[x.i]!.set(x.src, { present: Number(x.present), absent: Number(x.absent) });
+  }
   return out;
 }
 

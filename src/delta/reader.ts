@@ -15,7 +15,7 @@ import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { displayName, ident, identList, literal, shortHash, type QualifiedName } from '../sql/ident.js';
 import { keyColumnType } from '../capture/ddl.js';
-import { deltaTableName, type TempNames } from '../sql/names.js';
+import { TABLES_PER_STATEMENT, deltaTableName, type TempNames } from '../sql/names.js';
 
 const debug = createDebug('pgferry:delta');
 
@@ -53,13 +53,24 @@ export interface Changed {
  * applied by other syncs are read only with `cascade`. Results are in the order of `tables`.
  */
 export async function collectChanged(src: SourceRead, scope: ReadScope, tables: readonly { info: TableInfo; temp: TempNames }[]): Promise<Changed[]> {
-  if (tables.length === 0) return [];
+  const out: Changed[] = [];
+  for (let i = 0; i < tables.length; i += TABLES_PER_STATEMENT) out.push(...(await collectBatch(src, scope, tables.slice(i, i + TABLES_PER_STATEMENT))));
+  for (const [i, { info, temp }] of tables.entries()) {
+    // Without statistics the planner takes a fresh key table for thousands of rows and scans
+    // the whole table to join it, even for one changed key.
+    await src.session.analyzeTemp(temp.keys, out[i]!.keys);
+    debug('%s: %d changed keys in %s', src.session.name, out[i]!.keys, displayName(info));
+  }
+  return out;
+}
+
+async function collectBatch(src: SourceRead, scope: ReadScope, tables: readonly { info: TableInfo; temp: TempNames }[]): Promise<Changed[]> {
   const { schema, sync, cascade } = scope;
   const s = ident(schema);
   for (const { info, temp } of tables) await createKeyTable(src.session, schema, info, temp);
   const since = src.previous === null
     ? 'true'
-    : `txid >= pg_snapshot_xmin($2::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot)`;
+    : `txid >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, $4::pg_snapshot)`;
   const mine = `applied_by IS DISTINCT FROM $1 ${cascade ? '' : 'AND applied_by IS NULL'}`;
   const fills = tables.map(({ info, temp }, i) => {
     const keys = identList(info.key);
@@ -74,22 +85,16 @@ export async function collectChanged(src: SourceRead, scope: ReadScope, tables: 
        RETURNING 1)`;
   });
   const results = tables.map(
-    ({ info }, i) => `SELECT ${i} AS i, (SELECT count(*) FROM f${i})::text AS n,
+    (_, i) => `SELECT ${i} AS i, (SELECT count(*) FROM f${i})::text AS n,
             (SELECT (extract(epoch FROM max(changed_at)) * 1000000::numeric)::bigint::text
                FROM ${s}.truncates
-              WHERE table_schema = ${literal(info.schema)} AND table_name = ${literal(info.name)} AND ${since} AND ${mine}) AS micros`,
+              WHERE table_schema = ($2::text[])[${i + 1}] AND table_name = ($3::text[])[${i + 1}] AND ${since} AND ${mine}) AS micros`,
   );
-  const values: unknown[] = [sync];
+  const values: unknown[] = [sync, tables.map((t) => t.info.schema), tables.map((t) => t.info.name)];
   if (src.previous !== null) values.push(src.previous);
   const r = await src.session.prepared<{ i: number; n: string; micros: string | null }>(`WITH ${fills.join(',\n     ')}\n     ${results.join('\n     UNION ALL\n     ')}`, values);
   const out: Changed[] = tables.map(() => ({ keys: 0, truncatedAt: null }));
   for (const x of r.rows) out[x.i] = { keys: Number(x.n), truncatedAt: x.micros === null ? null : Number(x.micros) };
-  for (const [i, { info, temp }] of tables.entries()) {
-    // Without statistics the planner takes a fresh key table for thousands of rows and scans
-    // the whole table to join it, even for one changed key.
-    await src.session.analyzeTemp(temp.keys, out[i]!.keys);
-    debug('%s: %d changed keys in %s', src.session.name, out[i]!.keys, displayName(info));
-  }
   return out;
 }
 

@@ -47,3 +47,10 @@ export const KEY_TABLE = { changedAt: 'changed_at', origin: 'pgferry_origin', nu
 
 /** Columns of a staging table besides the table's own. */
 export const STAGING = { present: 'pgferry_present', source: 'pgferry_source', origin: 'pgferry_origin', number: 'pgferry_n' } as const;
+
+/**
+ * Tables one statement covers where a run reads or counts every table at once (the changed
+ * keys on a source, the staged rows on a receiver): a statement's planning grows faster than
+ * its tables, and PostgreSQL parses a UNION of thousands of branches past its stack limit.
+ */
+export const TABLES_PER_STATEMENT = 50;

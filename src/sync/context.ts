@@ -247,18 +247,22 @@ export class Run {
     return prepared;
   }
 
-  /** Gives back the target transactions no chunk took (rolled back), without waiting for them. */
-  releaseTargets(): void {
-    for (const p of this.#prepared.values()) {
+  /**
+   * Gives back the target transactions no chunk took (rolled back). Resolves once they are
+   * back (never rejects); the run need not wait for it.
+   */
+  releaseTargets(): Promise<void> {
+    const closing = [...this.#prepared.values()].map((p) =>
       p.then(
         (x) => {
           this.#preparing.delete(x.session);
           return x.session.close();
         },
         () => undefined,
-      ).catch(() => undefined);
-    }
+      ),
+    );
     this.#prepared.clear();
+    return Promise.all(closing).then(() => undefined);
   }
 
   /** Whether `name` is a receiver that is not PostgreSQL (its rows travel parsed: sync/foreign.ts). */
@@ -334,7 +338,11 @@ export class Run {
   async close(): Promise<void> {
     this.deps.signal?.removeEventListener('abort', this.#onAbort);
     this.#closed = true;
-    this.releaseTargets();
+    // Early target transactions still being opened end at their next step and give their
+    // sessions back; stop() waits for that with the run's other housekeeping.
+    const lingering = this.#prepared.size > 0;
+    const released = this.releaseTargets();
+    if (lingering) this.deps.background?.(() => released);
     const foreign = [...this.#foreign.values()];
     this.#foreign.clear();
     await Promise.all([

@@ -50,7 +50,7 @@ async function runOnce(plan: SyncPlan, deps: RunDeps, ctx: RunContext): Promise<
     await collectChanges(run); //       changed keys and TRUNCATEs per table and source
     await settleConflicts(run); //   3. keys changed on several sources
     await applyChunks(run); //       4. staged rows into every receiver, chunk by chunk
-    run.releaseTargets(); //            (target transactions opened early that no chunk took)
+    void run.releaseTargets(); //       (target transactions opened early that no chunk took)
     await copyToFullcopies(run); //  5. whole tables into 'fullcopy' databases
     await commitWatermarks(run); //  6. the changes read are delivered
     await syncSequences(run); //     7. sequences, furthest value wins

@@ -47,29 +47,31 @@ const lastPrune = new WeakMap<Database, Map<string, number>>();
 function schedulePrune(run: Run): void {
   const { dbs, schema } = run.deps;
   const now = Date.now();
-  const due = [...run.reads.keys()]
-    .map((name) => dbs.get(name)!)
-    .filter((db) => {
-      let times = lastPrune.get(db);
-      if (!times) lastPrune.set(db, (times = new Map()));
-      if (run.reason !== 'kick' && now - (times.get(run.sync) ?? 0) < PRUNE_INTERVAL_MS) return false;
-      times.set(run.sync, now);
-      return true;
-    });
+  const due: { db: Database; times: Map<string, number> }[] = [];
+  for (const name of run.reads.keys()) {
+    const db = dbs.get(name)!;
+    let times = lastPrune.get(db);
+    if (!times) lastPrune.set(db, (times = new Map()));
+    if (run.reason !== 'kick' && now - (times.get(run.sync) ?? 0) < PRUNE_INTERVAL_MS) continue;
+    times.set(run.sync, now);
+    due.push({ db, times });
+  }
   if (due.length === 0) return;
   const infos = run.tables.map((t) => t.info);
   run.afterwards.push(async () => {
-    for (const db of due) {
+    for (const { db, times } of due) {
       const s = await Session.open(db);
       try {
-        // Every table in one transaction: writers only insert deltas, so its row locks wait
-        // for nothing but another instance's prune.
-        await s.begin();
         for (const info of infos) {
+          await s.begin();
           const n = await pruneDeltas(s, schema, info);
+          await s.commit();
           if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
         }
-        await s.commit();
+      } catch (err) {
+        // Not pruned: the next run does it.
+        times.delete(run.sync);
+        throw err;
       } finally {
         await s.close();
       }
