@@ -12,6 +12,8 @@
  * - statement, empty body: the statement-level triggers (transition tables) with a function
  *   that only returns;
  * - statement, no transition tables: statement-level triggers without REFERENCING, empty body.
+ * - before row (, empty body): the row-level function as BEFORE ROW triggers (no after-trigger
+ *   queue), returning the row; ', invoker': and SECURITY INVOKER instead of DEFINER.
  *
  *   npx tsx bench/experiments/capture-tpcb.ts [--seconds=8] [--trials=3] [--only=none+row] [--async]
  */
@@ -23,7 +25,18 @@ import { prepare, tpcbDatabase, TABLES } from '../scenarios/overhead.js';
 
 const arg = (name: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? d);
 
-const VARIANTS = ['none', 'row', 'statement', 'row, no notify', 'row, empty body', 'statement, empty body', 'statement, no transition tables'] as const;
+const VARIANTS = [
+  'none',
+  'row',
+  'statement',
+  'row, no notify',
+  'row, empty body',
+  'statement, empty body',
+  'statement, no transition tables',
+  'before row',
+  'before row, empty body',
+  'before row, empty body, invoker',
+] as const;
 type Variant = (typeof VARIANTS)[number];
 
 /** The capture functions install() made in `db`, rewritten by `edit`. */
@@ -44,11 +57,23 @@ async function setUp(server: BenchServer, v: Variant, tools: NonNullable<Awaited
   const rep = new Replicator();
   await rep.addDatabase('src', db.url);
   await rep.addDatabase('tgt', tgt.url);
-  await rep.addSync('s', { tables: TABLES, databases: { src: 'source', tgt: 'target' }, capture: v.startsWith('row') ? 'row' : 'statement' });
+  await rep.addSync('s', { tables: TABLES, databases: { src: 'source', tgt: 'target' }, capture: v.includes('row') ? 'row' : 'statement' });
   await rep.install();
   await rep.stop();
   if (v === 'row, no notify') await rewriteFunctions(db, (f) => f.replace(/ {2}IF pg_catalog\.current_setting\('pgferry\.notified_[\s\S]*?END IF;\n/, ''));
-  if (v === 'statement, empty body' || v === 'row, empty body') await rewriteFunctions(db, (f) => f.replace(/\nBEGIN[\s\S]*END\s*\$pgferry\$/, '\nBEGIN RETURN NULL; END $pgferry$'));
+  if (v === 'statement, empty body' || v.includes('row, empty body')) await rewriteFunctions(db, (f) => f.replace(/\nBEGIN[\s\S]*END\s*\$pgferry\$/, '\nBEGIN RETURN NULL; END $pgferry$'));
+  if (v.endsWith('invoker')) await rewriteFunctions(db, (f) => f.replace('SECURITY DEFINER', 'SECURITY INVOKER'));
+  if (v.startsWith('before row')) {
+    // A BEFORE trigger returns the row (NULL would cancel the change).
+    await rewriteFunctions(db, (f) => f.replace(/RETURN NULL;\s*END\s*\$pgferry\$/, `IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $pgferry$`));
+    for (const t of TABLES) {
+      for (const [suffix, event] of [['_ins', 'INSERT'], ['_upd', 'UPDATE'], ['_del', 'DELETE']] as const) {
+        const fn = (await db.sql<{ f: string }>(`SELECT tgfoid::regprocedure::text AS f FROM pg_trigger WHERE tgrelid = '${t}'::regclass AND tgname = 'pgferry_capture${suffix}'`))[0]!.f;
+        await db.sql(`DROP TRIGGER "pgferry_capture${suffix}" ON ${t}`);
+        await db.sql(`CREATE TRIGGER "pgferry_capture${suffix}" BEFORE ${event} ON ${t} FOR EACH ROW EXECUTE FUNCTION ${fn}`);
+      }
+    }
+  }
   if (v === 'statement, no transition tables') {
     await db.sql(`CREATE FUNCTION pgferry.empty() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$`);
     for (const t of TABLES) {
