@@ -14,7 +14,13 @@ import { readTable, tableNotFound, type TableInfo } from './tables.js';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-const STAMPS = `SELECT q.i::int AS i,
+/**
+ * The stamps of the relations named by two text[] parameters (schemas and names, e.g. '$1',
+ * '$2'): a row (i, stamp) per relation that exists, i counting from 1. Other statements may
+ * carry it as a subquery (the source's registry query does).
+ */
+export function stampsSql(schemas: string, names: string): string {
+  return `SELECT q.i::int AS i,
          c.oid::text || ':' || c.xmin::text || ':' || n.xmin::text
       || '|' || coalesce((SELECT pg_catalog.string_agg(a.xmin::text, ',' ORDER BY a.attnum)
                             FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0), '')
@@ -26,9 +32,10 @@ const STAMPS = `SELECT q.i::int AS i,
                             JOIN pg_catalog.pg_class rc ON rc.oid = f.confrelid
                             JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
                            WHERE f.conrelid = c.oid AND f.contype = 'f'), '') AS stamp
-    FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) WITH ORDINALITY AS q(s, r, i)
+    FROM ROWS FROM (pg_catalog.unnest(${schemas}::text[]), pg_catalog.unnest(${names}::text[])) WITH ORDINALITY AS q(s, r, i)
     JOIN pg_catalog.pg_namespace n ON n.nspname = q.s
     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = q.r AND c.relkind IN ('r', 'p', 'S')`;
+}
 
 export class CatalogCache {
   readonly #entries = new Map<string, { stamp: string; info: TableInfo }>();
@@ -41,10 +48,15 @@ export class CatalogCache {
     if (names.length === 0) return [];
     const r = await db.query<{ i: number; stamp: string }>({
       name: 'pgferry.catalog-stamps',
-      text: STAMPS,
-      values: [names.map((q) => q.schema), names.map((q) => q.name)],
+      text: stampsSql('$1', '$2'),
+      values: stampValues(names),
     });
-    const stamps = new Map(r.rows.map((x) => [x.i - 1, x.stamp]));
+    return this.resolve(db, names, r.rows);
+  }
+
+  /** Like read(), with the stamps already read (the rows of stampsSql over `names`). */
+  async resolve(db: Queryable, names: readonly QualifiedName[], rows: readonly { i: number; stamp: string }[]): Promise<(TableInfo | null)[]> {
+    const stamps = new Map(rows.map((x) => [x.i - 1, x.stamp]));
     const out: (TableInfo | null)[] = [];
     for (const [i, q] of names.entries()) {
       const key = displayName(q);
@@ -65,8 +77,8 @@ export class CatalogCache {
   }
 
   /** Like read(), for tables that must exist: TABLE_NOT_FOUND naming the first one missing. */
-  async require(db: Queryable, names: readonly QualifiedName[], database: string): Promise<TableInfo[]> {
-    const infos = await this.read(db, names);
+  async require(db: Queryable, names: readonly QualifiedName[], database: string, rows?: readonly { i: number; stamp: string }[]): Promise<TableInfo[]> {
+    const infos = rows ? await this.resolve(db, names, rows) : await this.read(db, names);
     const missing = names.findIndex((_, i) => infos[i] === null);
     if (missing >= 0) throw tableNotFound(names[missing]!, database);
     return infos as TableInfo[];
@@ -75,4 +87,9 @@ export class CatalogCache {
   clear(): void {
     this.#entries.clear();
   }
+}
+
+/** The two parameters of stampsSql for `names`. */
+export function stampValues(names: readonly QualifiedName[]): [string[], string[]] {
+  return [names.map((q) => q.schema), names.map((q) => q.name)];
 }

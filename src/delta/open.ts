@@ -10,12 +10,13 @@
  * transaction (read again once more, never lost).
  */
 import createDebug from 'debug';
+import { stampValues, stampsSql } from '../catalog/cache.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { MIN_CAPTURE_VERSION, keyColumnType, keyMovedError } from '../capture/ddl.js';
 import { RUN_SCHEMA_VERSION } from '../capture/migrations.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
-import { displayName, escapeLiteral, ident } from '../sql/ident.js';
+import { displayName, escapeLiteral, ident, type QualifiedName } from '../sql/ident.js';
 import { deltaTableName } from '../sql/names.js';
 import type { SourceRead } from './reader.js';
 
@@ -71,28 +72,73 @@ export async function openSource(
   options: { probe?: Probe; generation?: boolean } = {},
 ): Promise<SourceRead> {
   const probe = options.probe ?? (await session.begin<Probe>('repeatable read', {}, probeSql(schema, options.generation ?? false)))[0]!;
-  const { snapshot, installed } = probe;
-  const generation = probe.g === undefined ? undefined : { value: BigInt(probe.g), origin: probe.origin! };
+  const read = openedRead(session, probe);
   // Nothing captured is needed (full copies only): the snapshot alone matters.
-  if (tables.length === 0) return { session, snapshot, previous: null, generation };
+  if (tables.length === 0) return read;
+  if (!probe.installed) throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
+  const r = await session.prepared<Registry>(registrySql(schema, false), [sync, read.snapshot]);
+  return checkRegistry(read, schema, sync, tables, r.rows);
+}
+
+/**
+ * The first source's read, opened with probeSql: the descriptions of the sync's relations
+ * from the catalog cache (`relations`, in order; TABLE_NOT_FOUND for one missing) and, for an
+ * incremental sync (`incremental`), the checks of openSource, with the catalog's stamps in the
+ * same round trip as the registry.
+ */
+export async function openFirstSource(
+  session: Session,
+  schema: string,
+  sync: string,
+  probe: Probe,
+  relations: readonly QualifiedName[],
+  incremental: boolean,
+): Promise<{ read: SourceRead; infos: TableInfo[] }> {
+  const read = openedRead(session, probe);
+  const catalog = session.db.catalog;
+  if (!incremental || !probe.installed) {
+    const infos = await catalog.require(session.client, relations, session.name);
+    if (!incremental) return { read, infos };
+    throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
+  }
+  const r = await session.prepared<Registry & { stamps: [number, string][] | null }>(registrySql(schema, true), [sync, read.snapshot, ...stampValues(relations)]);
+  const stamps = (r.rows[0]!.stamps ?? []).map(([i, stamp]) => ({ i, stamp }));
+  const infos = await catalog.require(session.client, relations, session.name, stamps);
+  const tables = infos.filter((t) => t.kind === 'table');
+  return { read: await checkRegistry(read, schema, sync, tables, r.rows), infos };
+}
+
+function openedRead(session: Session, probe: Probe): SourceRead {
+  const generation = probe.g === undefined ? undefined : { value: BigInt(probe.g), origin: probe.origin! };
+  return { session, snapshot: probe.snapshot, previous: null, generation };
+}
+
+/**
+ * What the library schema records for the sync ($1) at the snapshot ($2): its tables and
+ * their captures, its watermark, the schema's version; with `stamps`, the catalog stamps of
+ * the relations in $3 and $4 too (see catalog/cache.ts), on the first row. Rows as JSON, so
+ * that columns of a newer schema version are read without naming them (an older schema is
+ * refused by checkRegistry, not broken by the query).
+ */
+function registrySql(schema: string, stamps: boolean): string {
   const s = ident(schema);
-  if (!installed) throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
-  // Rows as JSON, so that columns of a newer schema version are read without naming them
-  // (an older schema is refused below, not broken by the query).
-  const r = await session.prepared<Registry>(
-    `SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version, cap.key_columns,
+  return `${stamps ? `WITH stamps AS (${stampsSql('$3', '$4')})\n` : ''}SELECT st.table_schema, st.table_name, (pg_catalog.to_jsonb(cap) ->> 'capture_version')::int AS capture_version, cap.key_columns,
             ARRAY(SELECT pg_catalog.jsonb_array_elements_text(pg_catalog.to_jsonb(cap) -> 'key_types')) AS key_types,
             w.snapshot::text AS previous, pg_catalog.to_jsonb(w) ->> 'system_id' AS system_id,
             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS here,
             coalesce(pg_snapshot_xmax(w.snapshot) > pg_snapshot_xmax($2::pg_snapshot), false) AS future,
-            (SELECT max(version) FROM ${s}.version) AS version
+            (SELECT max(version) FROM ${s}.version) AS version${stamps ? `,
+            (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(x.i, x.stamp)) FROM stamps x) AS stamps` : ''}
        FROM (SELECT 1) one
        LEFT JOIN ${s}.sync_tables st ON st.sync = $1
        LEFT JOIN ${s}.captured cap ON cap.table_schema = st.table_schema AND cap.table_name = st.table_name
-       LEFT JOIN ${s}.watermark w ON w.sync = $1`,
-    [sync, snapshot],
-  );
-  const first = r.rows[0]!;
+       LEFT JOIN ${s}.watermark w ON w.sync = $1`;
+}
+
+/** The checks of openSource on the registry's rows; the read with its previous watermark. */
+async function checkRegistry(read: SourceRead, schema: string, sync: string, tables: TableInfo[], rows: Registry[]): Promise<SourceRead> {
+  const { session } = read;
+  const first = rows[0]!;
   if (first.version < RUN_SCHEMA_VERSION) {
     throw new PgferryError(
       'NOT_INSTALLED',
@@ -100,7 +146,7 @@ export async function openSource(
       { sync, database: session.name },
     );
   }
-  const registered = new Map(r.rows.filter((x) => x.table_schema !== null).map((x) => [displayName({ schema: x.table_schema!, name: x.table_name! }), x]));
+  const registered = new Map(rows.filter((x) => x.table_schema !== null).map((x) => [displayName({ schema: x.table_schema!, name: x.table_name! }), x]));
   const missing = tables.filter((t) => !registered.has(displayName(t)));
   if (missing.length > 0) throw notInstalled(session, schema, sync, `${missing.map((t) => displayName(t)).join(', ')} not captured`);
   for (const t of tables) checkCapture(session, sync, t, registered.get(displayName(t))!);
@@ -111,8 +157,8 @@ export async function openSource(
     await renumberFutureDeltas(session, schema, tables);
     previous = null;
   }
-  debug('%s: reading at %s (previous %s)', session.name, snapshot, previous);
-  return { session, snapshot, previous, generation };
+  debug('%s: reading at %s (previous %s)', session.name, read.snapshot, previous);
+  return { ...read, previous };
 }
 
 function notInstalled(session: Session, schema: string, sync: string, what: string): PgferryError {

@@ -29,7 +29,7 @@ export interface SourceRead {
   generation?: { value: bigint; origin: string };
 }
 
-export { openSource, probeSql } from './open.js';
+export { openFirstSource, openSource, probeSql } from './open.js';
 
 /** What identifies the changes a sync reads: the library schema, the sync, and whether it cascades. */
 export interface ReadScope {

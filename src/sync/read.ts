@@ -9,7 +9,7 @@ import { orderByDependencies, type TableInfo } from '../catalog/tables.js';
 import type { Generation } from '../apply/fence.js';
 import { runLock, type LockKey } from '../db/locks.js';
 import type { Session } from '../db/session.js';
-import { openSource, probeSql } from '../delta/reader.js';
+import { openFirstSource, openSource, probeSql } from '../delta/reader.js';
 import { GENERATION_COLUMNS, type Probe } from '../delta/open.js';
 import { PgferryError } from '../errors.js';
 import { displayName } from '../sql/ident.js';
@@ -39,11 +39,12 @@ export async function readSources(run: Run): Promise<void> {
   const first = sessions.get(firstName)!;
   // The targets' write transactions open meanwhile.
   run.prepareTargets();
-  run.relations.push(...(await first.db.catalog.require(first.client, run.plan.relations, first.name)));
+  const opened = await openFirstSource(first, run.deps.schema, run.sync, probe!, run.plan.relations, run.incremental);
+  run.relations.push(...opened.infos);
+  run.reads.set(firstName, opened.read);
   const tables = run.relations.filter((t) => t.kind === 'table');
-  for (const name of run.sources) {
-    const options = name === firstName ? { probe } : { generation: name === numbering };
-    run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], options));
+  for (const name of run.sources.slice(1)) {
+    run.reads.set(name, await openSource(sessions.get(name)!, run.deps.schema, run.sync, run.incremental ? tables : [], { generation: name === numbering }));
   }
   run.generation = run.reads.get(numbering)!.generation!;
   if (run.incremental) for (const t of tables) if (t.key.length === 0) throw noKey(t, first.name);
