@@ -102,7 +102,7 @@ export async function openFirstSource(
     throw notInstalled(session, schema, sync, `the pgferry schema "${schema}" is not there`);
   }
   const r = await session.prepared<Registry & { stamps: [number, string][] | null }>(registrySql(schema, true), [sync, read.snapshot, ...stampValues(relations)]);
-  const stamps = (r.rows[0]!.stamps ?? []).map(([i, stamp]) => ({ i, stamp }));
+  const stamps = (r.rows.find((x) => x.stamps !== null)?.stamps ?? []).map(([i, stamp]) => ({ i, stamp }));
   const infos = await catalog.require(session.client, relations, session.name, stamps);
   const tables = infos.filter((t) => t.kind === 'table');
   return { read: await checkRegistry(read, schema, sync, tables, r.rows), infos };
@@ -116,7 +116,8 @@ function openedRead(session: Session, probe: Probe): SourceRead {
 /**
  * What the library schema records for the sync ($1) at the snapshot ($2): its tables and
  * their captures, its watermark, the schema's version; with `stamps`, the catalog stamps of
- * the relations in $3 and $4 too (see catalog/cache.ts), on the first row. Rows as JSON, so
+ * the relations in $3 and $4 too (see catalog/cache.ts), on one row only (a sync of many tables
+has as many rows). Rows as JSON, so
  * that columns of a newer schema version are read without naming them (an older schema is
  * refused by checkRegistry, not broken by the query).
  */
@@ -128,7 +129,8 @@ function registrySql(schema: string, stamps: boolean): string {
             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) AS here,
             coalesce(pg_snapshot_xmax(w.snapshot) > pg_snapshot_xmax($2::pg_snapshot), false) AS future,
             (SELECT max(version) FROM ${s}.version) AS version${stamps ? `,
-            (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(x.i, x.stamp)) FROM stamps x) AS stamps` : ''}
+            CASE WHEN pg_catalog.row_number() OVER () OPERATOR(pg_catalog.=) 1
+                 THEN (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(x.i, x.stamp)) FROM stamps x) END AS stamps` : ''}
        FROM (SELECT 1) one
        LEFT JOIN ${s}.sync_tables st ON st.sync = $1
        LEFT JOIN ${s}.captured cap ON cap.table_schema = st.table_schema AND cap.table_name = st.table_name

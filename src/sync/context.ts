@@ -41,6 +41,9 @@ export interface RunContext {
   onetimecopy?: 'always' | 'ifEmpty';
 }
 
+/** How long an early target transaction still being opened when its run ended may take to give its session back. */
+const LINGER_MS = 5_000;
+
 /** A target's write transaction, begun, with its catalog's descriptions of the sync's tables (null: missing). */
 export interface PreparedTarget {
   session: Session;
@@ -116,6 +119,10 @@ export class Run {
   readonly #prepared = new Map<string, Promise<PreparedTarget>>();
   /** Their sessions, not the run's until taken. */
   readonly #preparing = new Set<Session>();
+  /** Those given back (releaseTargets), until they are. */
+  readonly #released: Promise<void>[] = [];
+  /** Early target transactions still connecting or being opened. */
+  readonly #unsettled = new Set<Promise<PreparedTarget>>();
   #closed = false;
 
   constructor(plan: SyncPlan, deps: RunDeps, ctx: RunContext) {
@@ -219,6 +226,9 @@ export class Run {
       // Whoever takes it sees a failure; a run that never does must not leave it unhandled.
       p.catch(() => undefined);
       this.#prepared.set(name, p);
+      this.#unsettled.add(p);
+      const settled = () => void this.#unsettled.delete(p);
+      p.then(settled, settled);
     }
   }
 
@@ -253,16 +263,20 @@ export class Run {
    */
   releaseTargets(): Promise<void> {
     const closing = [...this.#prepared.values()].map((p) =>
-      p.then(
-        (x) => {
-          this.#preparing.delete(x.session);
-          return x.session.close();
-        },
-        () => undefined,
-      ),
+      p
+        .then(
+          (x) => {
+            this.#preparing.delete(x.session);
+            return x.session.close();
+          },
+          () => undefined,
+        )
+        .catch(() => undefined),
     );
     this.#prepared.clear();
-    return Promise.all(closing).then(() => undefined);
+    const released = Promise.all(closing).then(() => undefined);
+    this.#released.push(released);
+    return released;
   }
 
   /** Whether `name` is a receiver that is not PostgreSQL (its rows travel parsed: sync/foreign.ts). */
@@ -337,12 +351,20 @@ export class Run {
   /** Rolls back and returns every session still open. */
   async close(): Promise<void> {
     this.deps.signal?.removeEventListener('abort', this.#onAbort);
+    const first = !this.#closed;
     this.#closed = true;
     // Early target transactions still being opened end at their next step and give their
-    // sessions back; stop() waits for that with the run's other housekeeping.
-    const lingering = this.#prepared.size > 0;
-    const released = this.releaseTargets();
-    if (lingering) this.deps.background?.(() => released);
+    // sessions back; stop() waits for that with the run's other housekeeping, and a session
+    // stuck longer (a target that stopped answering) is cut.
+    void this.releaseTargets();
+    if (first && this.#unsettled.size > 0) {
+      const stuck = setTimeout(() => {
+        for (const s of this.#preparing) s.destroy();
+      }, LINGER_MS);
+      stuck.unref();
+      const released = Promise.all(this.#released);
+      this.deps.background?.(() => released.then(() => clearTimeout(stuck)));
+    }
     const foreign = [...this.#foreign.values()];
     this.#foreign.clear();
     await Promise.all([

@@ -59,22 +59,24 @@ function schedulePrune(run: Run): void {
   if (due.length === 0) return;
   const infos = run.tables.map((t) => t.info);
   run.afterwards.push(async () => {
-    for (const { db, times } of due) {
-      const s = await Session.open(db);
-      try {
-        for (const info of infos) {
-          await s.begin();
-          const n = await pruneDeltas(s, schema, info);
-          await s.commit();
-          if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
+    try {
+      for (const { db } of due) {
+        const s = await Session.open(db);
+        try {
+          for (const info of infos) {
+            await s.begin();
+            const n = await pruneDeltas(s, schema, info);
+            await s.commit();
+            if (n > 0) debug('%s: pruned %d deltas of %s', db.name, n, displayName(info));
+          }
+        } finally {
+          await s.close();
         }
-      } catch (err) {
-        // Not pruned: the next run does it.
-        times.delete(run.sync);
-        throw err;
-      } finally {
-        await s.close();
       }
+    } catch (err) {
+      // Not pruned (all of them, to keep it simple): the next run does it.
+      for (const { times } of due) times.delete(run.sync);
+      throw err;
     }
   });
 }
