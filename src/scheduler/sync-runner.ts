@@ -13,11 +13,13 @@ const debug = createDebug('pgferry:scheduler');
 /**
  * Under steady writes, background runs would follow each other back to back, each paying a
  * run's fixed cost on the sources the application writes to. A background run booked during
- * a run therefore waits as long as that run took, at most this long: under load a run carries
- * more rows and runs less often; an idle sync's first run after a commit never waits, and a
- * kick cuts the wait short.
+ * a run therefore waits twice as long as that run took, at most MAX_BACKGROUND_PAUSE_MS: under
+ * load a run carries more rows and runs less often (runs busy a third of the time instead of
+ * half: TPC-B beside the replicator ran a fifth faster, see BENCHMARKS.md); an idle sync's
+ * first run after a commit never waits, and a kick cuts the wait short.
  */
-const MAX_BACKGROUND_PAUSE_MS = 50;
+const PAUSE_PER_RUN_MS = 2;
+const MAX_BACKGROUND_PAUSE_MS = 100;
 
 export interface RunnerHooks {
   run(ctx: RunContext): Promise<RunResult>;
@@ -106,7 +108,7 @@ export class SyncRunner {
     return this.#next;
   }
 
-  /** Before a booked background run: as long as the run before it took (see MAX_BACKGROUND_PAUSE_MS). */
+  /** Before a booked background run: twice as long as the run before it took (see MAX_BACKGROUND_PAUSE_MS). */
   #pause(previousMs: number): Promise<void> | undefined {
     if (this.#nextReason === 'kick') return undefined;
     return new Promise<void>((resolve) => {
@@ -116,7 +118,7 @@ export class SyncRunner {
         this.#endPause = null;
         resolve();
       };
-      timer = setTimeout(end, Math.min(previousMs, MAX_BACKGROUND_PAUSE_MS));
+      timer = setTimeout(end, Math.min(PAUSE_PER_RUN_MS * previousMs, MAX_BACKGROUND_PAUSE_MS));
       this.#endPause = end;
     });
   }
