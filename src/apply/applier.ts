@@ -1,15 +1,14 @@
 /**
- * The applier. For each table and receiving database it stages the current rows of the
- * changed keys (COPY out of the winning source, COPY into a temporary table), then deletes
- * the keys whose row no longer exists at the source and upserts the rest, set-based. State,
- * not statements, travels: applying the same batch twice leaves the same rows.
+ * The applier. For each table and receiving database, once the current rows of the changed
+ * keys are staged (staging.ts), it deletes the keys whose row no longer exists at the source
+ * and upserts the rest, set-based. State, not statements, travels: applying the same batch
+ * twice leaves the same rows.
  */
 import { PgferryError } from '../errors.js';
 import { canonicalKey, type ForeignKey, type TableInfo } from '../catalog/tables.js';
-import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
-import { displayName, ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
-import { KEY_TABLE, ORIGIN_SETTING, STAGING, TABLES_PER_STATEMENT, type TempNames } from '../sql/names.js';
+import { displayName, ident, identList, keyJoin, literal, qualified } from '../sql/ident.js';
+import { ORIGIN_SETTING, STAGING, type TempNames } from '../sql/names.js';
 import type { RowKey } from '../types.js';
 
 const PRESENT = STAGING.present;
@@ -21,11 +20,8 @@ const NUMBER = STAGING.number;
 /**
  * Checks that `receiver` has each table with every column that travels and a unique key on
  * the same columns; throws TABLE_NOT_FOUND or SCHEMA_MISMATCH naming what differs. Returns
- * the receiver's tables as its catalog describes them (cached between runs: catalog/cache.ts).
- */
-/**
- * Checks the receiver's tables against the source's, from the receiver's catalog or from
- * `described` (descriptions by display name, read in the same transaction).
+ * the receiver's tables as its catalog describes them (cached between runs: catalog/cache.ts),
+ * or as `described` has them (by display name, read in the same transaction).
  */
 export async function checkReceivers(
   receiver: Session,
@@ -74,127 +70,6 @@ function checkReceiver(receiver: Session, t: TableInfo | null, source: TableInfo
   return t;
 }
 
-/** Creates (or empties) a table's staging table on the receiver (`here`: the receiver's table). */
-export async function createStaging(receiver: Session, here: TableInfo, temp: TempNames, columns: string[]): Promise<void> {
-  // The receiver's column types are part of the definition: a reused table must match them.
-  const types = here.columns.map((c) => `${c.name} ${c.type}`).join(', ');
-  await receiver.tempTable(
-    temp.staging,
-    `CREATE TEMP TABLE ${ident(temp.staging)} ON COMMIT DELETE ROWS AS
-       SELECT true AS ${PRESENT}, NULL::text AS ${SOURCE}, NULL::text AS ${ORIGIN}, 0::bigint AS ${NUMBER}, ${identList(columns)}
-         FROM ${qualified(here)} WITH NO DATA /* column types ${shortHash(types)} */`,
-  );
-}
-
-/** A range of key numbers in a key table (a chunk of a large backlog): `from < n <= to`. */
-export interface KeyRange {
-  from: number;
-  to: number;
-}
-
-/**
- * Streams the current rows of the keys in the source's key table (those numbered in `range`,
- * when given) into the receiver's staging table. A key whose row is gone at the source (or,
- * with `filter`, an SQL condition already parenthesized, does not match it) arrives with
- * `pgferry_present = false`. Returns the number of keys staged.
- */
-export async function stageRows(
-  source: Session,
-  receiver: Session,
-  t: TableInfo,
-  temp: TempNames,
-  columns: string[],
-  range?: KeyRange,
-  goneOnly = false,
-  filter?: string,
-): Promise<number> {
-  const out = `COPY (${changedRowsSelect(source.name, t, temp, columns, range, goneOnly, filter)}) TO STDOUT`;
-  const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
-  return pipeCopy(source, receiver, out, into);
-}
-
-/**
- * On the source named `sourceName`: the changed keys of its key table (numbered in `range`,
- * when given) with their current rows, as columns `pgferry_present, pgferry_source,
- * pgferry_origin, pgferry_n, ...columns` (see stageRows). Staged by COPY for PostgreSQL
- * receivers, read in batches for the others (sync/foreign.ts).
- */
-export function changedRowsSelect(sourceName: string, t: TableInfo, temp: TempNames, columns: string[], range?: KeyRange, goneOnly = false, filter?: string): string {
-  const keys = new Set(t.key);
-  // Key columns as the row spells them now (a key table keeps one of the spellings its deltas saw).
-  const select = columns.map((c) => (keys.has(c) ? `coalesce(t.${ident(c)}, k.${ident(c)}) AS ${ident(c)}` : `t.${ident(c)}`)).join(', ');
-  const n = `k.${KEY_TABLE.number}`;
-  const conditions = [
-    ...(range ? [`${n} > ${Math.floor(range.from)} AND ${n} <= ${Math.floor(range.to)}`] : []),
-    ...(goneOnly ? [`t.${ident(t.key[0]!)} IS NULL`] : []),
-  ];
-  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
-  const src = literal(sourceName);
-  return `SELECT t.${ident(t.key[0]!)} IS NOT NULL AS ${PRESENT}, ${src} AS ${SOURCE}, coalesce(k.${KEY_TABLE.origin}, ${src}) AS ${ORIGIN}, ${n} AS ${NUMBER}, ${select}
-                      FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t, 't', 'k')} ${where}`;
-}
-
-/**
- * Writes `rows` (parsed objects, e.g. merged by a resolver) into the staging table, as
- * changes first written by `origin`.
- */
-export async function stageObjects(receiver: Session, t: TableInfo, temp: TempNames, columns: string[], rows: Record<string, unknown>[], origin: string): Promise<void> {
-  if (rows.length === 0) return;
-  const json = `[${rows.map((r) => jsonRow(r, columns, t)).join(',')}]`;
-  await receiver.query(
-    `INSERT INTO pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)})
-     SELECT true, $2, $2, row_number() OVER (), ${identList(columns, 'r')} FROM pg_catalog.json_populate_recordset(NULL::${qualified(t)}, $1::json) r`,
-    [json, origin],
-  );
-}
-
-/** json, jsonb */
-const JSON_TYPES = new Set([114, 3802]);
-
-/**
- * A row as JSON text that json_populate_recordset reads back exactly: bytea as hex, NaN and
- * ±Infinity as text, and a json or jsonb column given as text (as resolvers get it) embedded
- * as that JSON itself, so its numbers keep their digits and scale.
- */
-export function jsonRow(row: Record<string, unknown>, columns: string[], t: TableInfo): string {
-  const fields = columns.map((c) => {
-    const v = row[c];
-    const isJson = JSON_TYPES.has(t.columns.find((x) => x.name === c)?.typeOid ?? 0);
-    const text =
-      isJson && typeof v === 'string'
-        ? v
-        : JSON.stringify(Buffer.isBuffer(v) ? '\\x' + v.toString('hex') : typeof v === 'number' && !Number.isFinite(v) ? String(v) : (v ?? null));
-    return `${JSON.stringify(c)}:${text}`;
-  });
-  return `{${fields.join(',')}}`;
-}
-
-/**
- * Staged keys per source, before they are applied: how many have a row at the source, and
- * how many are gone there but still exist on the receiver (the rows a delete will remove).
- */
-export async function stagedCounts(
-  receiver: Session,
-  tables: readonly { t: TableInfo; temp: TempNames }[],
-): Promise<Map<string, { present: number; absent: number }>[]> {
-  const out = tables.map(() => new Map<string, { present: number; absent: number }>());
-  // Every table of the chunk in one statement, in batches (see collectChanged).
-  for (let from = 0; from < tables.length; from += TABLES_PER_STATEMENT) {
-    const batch = tables.slice(from, from + TABLES_PER_STATEMENT);
-    const r = await receiver.query<{ i: number; src: string; present: string; absent: string }>(
-      batch
-        .map(
-          ({ t, temp }, i) => `SELECT ${from + i} AS i, ${SOURCE} AS src, count(*) FILTER (WHERE ${PRESENT}) AS present,
-            count(*) FILTER (WHERE NOT ${PRESENT} AND EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${keyJoin(t, 'd', 's')})) AS absent
-       FROM pg_temp.${ident(temp.staging)} s GROUP BY 2`,
-        )
-        .join('\n      UNION ALL\n'),
-    );
-    for (const x of r.rows) out[x.i]!.set(x.src, { present: Number(x.present), absent: Number(x.absent) });
-  }
-  return out;
-}
-
 /**
  * After a TRUNCATE on another source: empties the receiver's table, except (with `keepOwn`,
  * on a source) the rows of the keys it changed itself since, which are in its key table in
@@ -203,11 +78,6 @@ export async function stagedCounts(
 export async function emptyExceptOwn(receiver: Session, t: TableInfo, temp: TempNames, keepOwn: boolean): Promise<void> {
   const keep = keepOwn ? `WHERE NOT EXISTS (SELECT FROM pg_temp.${ident(temp.keys)} k WHERE ${keyJoin(t, 'd', 'k')})` : '';
   await receiver.query(`DELETE FROM ONLY ${qualified(t)} d ${keep}`);
-}
-
-/** Drops staged changes first written on the receiver itself: they are never sent back there. */
-export async function dropOwnOrigin(receiver: Session, temp: TempNames): Promise<void> {
-  await receiver.query(`DELETE FROM pg_temp.${ident(temp.staging)} WHERE ${ORIGIN} = $1`, [receiver.name]);
 }
 
 export interface Applied {
@@ -417,10 +287,4 @@ async function alignAlwaysIdentity(receiver: Session, t: TableInfo, temp: TempNa
   }
   await receiver.query(`UPDATE ${qualified(t)} AS d SET ${always.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')} FROM ${staged} WHERE ${where}`);
   await receiver.query(alter('ALWAYS'));
-}
-
-/** Keys staged for a table (for an onException hook). */
-export async function stagedKeys(receiver: Session, t: TableInfo, temp: TempNames): Promise<RowKey[]> {
-  const r = await receiver.query(`SELECT ${identList(t.key)} FROM pg_temp.${ident(temp.staging)}`);
-  return r.rows as RowKey[];
 }

@@ -14,7 +14,7 @@ import { PgferryError } from '../errors.js';
 import { ident, identList, literal, qualified, shortHash } from '../sql/ident.js';
 import { STAGING, type TempNames } from '../sql/names.js';
 import type { Row, TableTransform, TransformContext } from '../types.js';
-import { createStaging, jsonRow } from './applier.js';
+import { createStaging, jsonRow } from './staging.js';
 import { readBatches } from './batches.js';
 
 /** A transform and where the rows it sees are going. */

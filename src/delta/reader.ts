@@ -9,7 +9,6 @@
  * copied out with one COPY per target and nothing waits in memory.
  */
 import createDebug from 'debug';
-import { PgferryError } from '../errors.js';
 import type { TableInfo } from '../catalog/tables.js';
 import { pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';

@@ -6,7 +6,7 @@
  * rollback), which the run uses where it treats every receiver alike, and writes of parsed
  * rows in one statement per batch (json_populate_recordset) for callers that have rows.
  */
-import { jsonRow } from '../apply/applier.js';
+import { jsonRow } from '../apply/staging.js';
 import { hasDelivered, passFence, type Generation } from '../apply/fence.js';
 import { emptyTable, isEmpty } from '../apply/fullcopy.js';
 import { readTable, type TableInfo } from '../catalog/tables.js';

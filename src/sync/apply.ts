@@ -11,7 +11,7 @@
  * then go table by table, parents first, and the referenced tables' remaining deletes come
  * last, children first.
  */
-import type { KeyRange } from '../apply/applier.js';
+import type { KeyRange } from '../apply/staging.js';
 import { Chunk, type ChunkPlan, type Step } from './chunk.js';
 import type { Run, RunTable } from './context.js';
 

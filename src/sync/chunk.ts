@@ -17,24 +17,18 @@ import {
   applyDeletes,
   applyUpserts,
   checkReceivers,
-  createStaging,
-  dropOwnOrigin,
   emptyExceptOwn,
-  stageObjects,
-  stageRows,
-  stagedCounts,
   type Applied,
-  type KeyRange,
   type KnownUpserts,
   type ReferencingTable,
   type StagedSpan,
 } from '../apply/applier.js';
+import { createStaging, dropOwnOrigin, stageObjects, stageRows, stagedCounts, type KeyRange } from '../apply/staging.js';
 import { emptyTable } from '../apply/fullcopy.js';
 import { commitPastFence, passFence } from '../apply/fence.js';
 import type { TableInfo } from '../catalog/tables.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
-import { ident } from '../sql/ident.js';
 import { APPLIED_BY_SETTING, ORIGIN_SETTING } from '../sql/names.js';
 import type { Receiver } from '../receivers/receiver.js';
 import type { ExceptionContext } from '../types.js';

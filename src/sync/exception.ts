@@ -3,7 +3,8 @@
  * savepoint, the sync's hook may settle the rows (writing through the run's transactions), and
  * the table is applied again when it asks, at most MAX_EXCEPTION_RETRIES times.
  */
-import { stagedKeys, type Applied } from '../apply/applier.js';
+import type { Applied } from '../apply/applier.js';
+import { stagedKeys } from '../apply/staging.js';
 import type { Session } from '../db/session.js';
 import { PgferryError } from '../errors.js';
 import type { ExceptionContext, RowKey } from '../types.js';

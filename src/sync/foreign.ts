@@ -11,7 +11,7 @@
  * and upserts go together, table by table in foreign-key order.
  */
 import pg from 'pg';
-import { changedRowsSelect } from '../apply/applier.js';
+import { changedRowsSelect } from '../apply/staging.js';
 import { readBatches } from '../apply/batches.js';
 import { transformRow, type StagedTransform } from '../apply/transform.js';
 import { rowTypes } from '../db/row-types.js';

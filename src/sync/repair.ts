@@ -16,7 +16,8 @@
  * tables without a key are replaced, deletes go children first. A table with an undelivered
  * TRUNCATE on a source is left alone (the next run empties the receivers).
  */
-import { applyDeletes, applyUpserts, createStaging, stageRows } from '../apply/applier.js';
+import { applyDeletes, applyUpserts } from '../apply/applier.js';
+import { createStaging, stageRows } from '../apply/staging.js';
 import { passFence, passFenceIfInstalled, type Generation } from '../apply/fence.js';
 import { copyTable, emptyTable } from '../apply/fullcopy.js';
 import { binaryCompatible, type TableInfo } from '../catalog/tables.js';
