@@ -4,14 +4,14 @@
  * COMMIT. Each shortcut keeps what the long way guaranteed: a failure anywhere leaves no
  * transaction open, applies nothing that is not fenced, and keeps every change pending.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
 import { isPgferryError } from '../src/index.js';
 import { deltaTableName } from '../src/sql/names.js';
 import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { caught } from './helpers/errors.js';
 import { kick, stopReplicatorsAfterEach } from './helpers/replicators.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, within } from './helpers/wait.js';
 
 const replicators = stopReplicatorsAfterEach();
 const DDL = `CREATE TABLE public.t (id int PRIMARY KEY, v text NOT NULL)`;
@@ -195,5 +195,61 @@ describe('the run pipeline', () => {
     expect(r.tables['public.m2']).toMatchObject({ upserted: 0, deleted: 0 });
     for (const n of names) expect(await tableContents(b, `public.${n}`), n).toEqual(await tableContents(a, `public.${n}`));
     expect(await tableContents(b, 'public.m55')).toEqual(['(2,after)']);
+  });
+  it('stop() waits for a target transaction still being opened when its run ended, and that gives its connection back', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const pool = new pg.Pool({ connectionString: b.url, max: 1 });
+    const rep = replicators.create({ connectionTimeoutMs: 10_000 });
+    await rep.addDatabase('a', a.url);
+    await rep.addDatabase('b', { pool });
+    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
+    await rep.install();
+    const busy = await pool.connect();
+    try {
+      expect((await rep.kick('s')).status).toBe('empty');
+      // The run is over; its early target transaction still waits for the pool.
+      await waitFor('the early transaction waiting for the pool', () => pool.waitingCount === 1);
+      const stopped = rep.stop();
+      expect(await within(stopped, 300)).toBeNull();
+      busy.release();
+      await stopped;
+      expect(pool.totalCount - pool.idleCount).toBe(0);
+      expect((await pgferryBackends(b)).filter((x) => x.state !== 'idle')).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('background runs prune delivered deltas at most once a second per source; a kick prunes every time', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'], autokick: true });
+    const deltas = async () => (await a.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pgferry.${deltaTableName({ schema: 'public', name: 't' })}`))[0]!.n;
+    let runs = 0;
+    rep.on('sync:complete', () => runs++);
+    // The clock stands still (only Date: timers and the servers run on).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(new Date('2030-01-01T00:00:00Z'));
+      await rep.start();
+      await waitFor('the catch-up run at start (it prunes, and notes the time)', () => runs >= 1);
+      await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+      await waitFor('row 1 on the target', async () => (await tableContents(b, 'public.t')).length === 1);
+      await rep.stop(); // waits for the runs' housekeeping
+      expect(await deltas()).toBe(1); // the same second: not pruned
+      vi.setSystemTime(new Date('2030-01-01T00:00:01.001Z'));
+      const before = runs;
+      await rep.start();
+      await waitFor('the catch-up run a second later', () => runs > before);
+      await rep.stop();
+      expect(await deltas()).toBe(0);
+      await a.sql(`INSERT INTO t VALUES (2, 'two')`);
+      expect((await kick(rep)).tables['public.t']).toMatchObject({ upserted: 1 });
+      await rep.stop();
+      expect(await deltas()).toBe(0); // a kick in the same second prunes
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

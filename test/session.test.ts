@@ -90,4 +90,35 @@ describe('sessions', () => {
       await db.close();
     }
   });
+  it('analyzeTemp samples with a statistics target of 10, and skips fills of up to 1000 rows of a table it analyzed before', async () => {
+    const [a] = await createDatabases(1);
+    const db = new Database('a', { connectionString: a!.url, max: 1 });
+    const name = 'pgferry_probe_stats';
+    const create = `CREATE TEMP TABLE ${name} ON COMMIT DELETE ROWS AS SELECT 1 AS n WITH NO DATA`;
+    try {
+      const s = await Session.open(db);
+      const fill = async (rows: number) => {
+        await s.begin();
+        await s.tempTable(name, create);
+        await s.query(`INSERT INTO pg_temp.${name} SELECT g FROM generate_series(1, $1::int) g`, [rows]);
+        await s.analyzeTemp(name, rows);
+        const r = await s.query<{ tuples: number; bounds: number | null }>(
+          `SELECT c.reltuples::int AS tuples,
+                  (SELECT pg_catalog.array_length(st.histogram_bounds::text::text[], 1) FROM pg_stats st WHERE st.tablename = c.relname) AS bounds
+             FROM pg_class c WHERE c.oid = 'pg_temp.${name}'::regclass`,
+        );
+        await s.commit();
+        return r.rows[0]!;
+      };
+      // A statistics target of 10: 11 histogram bounds (100 would give 101).
+      expect(await fill(5000)).toEqual({ tuples: 5000, bounds: 11 });
+      // Analyzed before: a small fill keeps the statistics (the planner scales them by size).
+      expect((await fill(10)).tuples).toBe(5000);
+      // A larger one is analyzed again.
+      expect((await fill(2000)).tuples).toBe(2000);
+      await s.close();
+    } finally {
+      await db.close();
+    }
+  });
 });
