@@ -83,9 +83,9 @@ export function toSqlite(v: unknown, c: ReceiverColumn): unknown {
     case OID.int8:
       return /^-?\d+$/.test(v) ? BigInt(v) : v;
     case OID.bool:
-      return v === 't' || v === 'true' ? 1 : v === 'f' || v === 'false' ? 0 : v;
+      return boolAsInt(v);
     case OID.bytea:
-      return v.startsWith('\\x') ? Buffer.from(v.slice(2), 'hex') : v;
+      return byteaAsBuffer(v);
     case OID.timestamptz:
       return v.replace(TIMESTAMPTZ_UTC, '$1T$2Z');
     case OID.timestamp:
@@ -110,9 +110,9 @@ export function toMysql(v: unknown, c: ReceiverColumn): unknown {
   if (typeof v !== 'string') return pgText(v);
   switch (c.typeOid) {
     case OID.bool:
-      return v === 't' || v === 'true' ? 1 : v === 'f' || v === 'false' ? 0 : v;
+      return boolAsInt(v);
     case OID.bytea:
-      return v.startsWith('\\x') ? Buffer.from(v.slice(2), 'hex') : v;
+      return byteaAsBuffer(v);
     case OID.timestamptz:
       return v.replace(TIMESTAMPTZ_UTC, '$1 $2');
     default:
@@ -124,4 +124,14 @@ export function toMysql(v: unknown, c: ReceiverColumn): unknown {
 export function toRedis(v: unknown): string | null {
   if (v === null || v === undefined) return null;
   return pgText(v);
+}
+
+/** PostgreSQL's boolean text as 1 or 0 (SQLite and MySQL have no boolean). */
+function boolAsInt(v: string): number | string {
+  return v === 't' || v === 'true' ? 1 : v === 'f' || v === 'false' ? 0 : v;
+}
+
+/** PostgreSQL's bytea hex text (bytea_output is pinned to hex) as its bytes. */
+function byteaAsBuffer(v: string): Buffer | string {
+  return v.startsWith('\\x') ? Buffer.from(v.slice(2), 'hex') : v;
 }
