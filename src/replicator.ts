@@ -166,8 +166,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
       sync,
       {
         run: async (ctx) => {
-          // The previous run's housekeeping finishes first, so runs of a sync never pile it up.
-          await housekeeping;
+          // The previous run's housekeeping finishes first, so runs of a sync never pile it up;
+          // and quiet listeners listen again before the run's snapshots.
+          await Promise.all([housekeeping, this.#autokick.ready(plan)]);
           const deps = {
             dbs: this.#dbs,
             foreign: this.#databases.others,

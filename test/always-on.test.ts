@@ -14,7 +14,7 @@ import { lockArgs, lockValues, runLock } from '../src/db/locks.js';
 import { connect, count, createDatabases, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
 import { describeError } from './helpers/errors.js';
 import { record } from './helpers/events.js';
-import { stopReplicatorsAfterEach } from './helpers/replicators.js';
+import { addDatabases, stopReplicatorsAfterEach } from './helpers/replicators.js';
 import { sleep, waitFor, within } from './helpers/wait.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -145,6 +145,94 @@ describe('always on: autokick', () => {
     expect(runs, `${runs} runs for ${N} commits`).toBeLessThan(200);
     const upserted = ev.completes.reduce((n, r) => n + r.totals.upserted, 0);
     expect(upserted).toBe(N);
+  });
+});
+
+/** The last statement of the replicator's LISTEN connection on `db` ('LISTEN "pgferry"' or 'UNLISTEN "pgferry"'). */
+async function listenerState(db: TestDb): Promise<string | undefined> {
+  const rows = await db.sql<{ query: string }>(
+    `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^(UN)?LISTEN '`,
+  );
+  return rows.length === 1 ? rows[0]!.query : rows.length === 0 ? undefined : `${rows.length} listeners`;
+}
+
+/** A transaction holding `table` on `db` in SHARE mode: a run's writes to it wait (shown in pg_stat_activity). */
+async function blockWrites(db: TestDb, table: string): Promise<{ blocked(): Promise<boolean>; release(): Promise<void> }> {
+  const c = await connect(db);
+  await c.query(`BEGIN; LOCK TABLE ${table} IN SHARE MODE`);
+  return {
+    blocked: async () =>
+      (await db.sql(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND wait_event_type = 'Lock'`)).length > 0,
+    release: async () => {
+      await c.query('COMMIT');
+      await c.end();
+    },
+  };
+}
+
+describe('always on: quiet listener', () => {
+  it('while a run is booked the listener stops listening; a commit meanwhile still arrives, and it listens again before that run', async () => {
+    const { a, b, rep } = await pairWithT();
+    await rep.start();
+    await waitFor('the listener', async () => (await listenerState(a)) === 'LISTEN "pgferry"');
+    const ev = record(rep);
+
+    // A run that cannot finish: its write on the target waits for a lock.
+    const lock = await blockWrites(b, 't');
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
+    await waitFor('the run to wait on the target', lock.blocked);
+    // A commit books the next run: nothing more to hear until it starts.
+    await a.sql(`INSERT INTO t VALUES (2, 'two')`);
+    await waitFor('the listener to go quiet', async () => (await listenerState(a)) === 'UNLISTEN "pgferry"');
+    expect(rep.status().syncs[0]!.running).toBe(true);
+    // Committed while nobody listens: the booked run's snapshot has it.
+    await a.sql(`INSERT INTO t VALUES (3, 'three')`);
+    await lock.release();
+    await waitFor('rows 1 to 3 on the target', async () => (await count(b)) === 3);
+    expect(await listenerState(a)).toBe('LISTEN "pgferry"');
+    // Listening again: a commit now is heard (the periodic check is a minute away).
+    await waitFor('the runner to go idle', () => !rep.status().syncs[0]!.running && ev.completes.length >= 2);
+    await a.sql(`INSERT INTO t VALUES (4, 'four')`);
+    await waitFor('row 4 on the target', async () => (await count(b)) === 4);
+    await expectEqual(a, b);
+    expect(ev.errors).toEqual([]);
+  });
+
+  it('stays listening while another sync on the same source has no run booked', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], `${DDL}; CREATE TABLE public.u (id int PRIMARY KEY, v text)`);
+    const rep = replicators.create(FAST);
+    await addDatabases(rep, [a!, b!], ['a', 'b']);
+    const databases = { a: 'source', b: 'target' } as const;
+    await rep.addSync('s', { tables: [T], autokick: true, databases });
+    await rep.addSync('su', { tables: ['public.u'], autokick: true, databases });
+    await rep.install();
+    await rep.start();
+    await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
+
+    // Sync s has a run waiting on the target and another one booked (the kick).
+    const lock = await blockWrites(b!, 't');
+    await a!.sql(`INSERT INTO t VALUES (1, 'one')`);
+    await waitFor('the run of s to wait on the target', lock.blocked);
+    const booked = rep.kick('s');
+    // A commit to s's table is heard (here too) while s has its run booked...
+    const ear = await connect(a!);
+    const heard: string[] = [];
+    ear.on('notification', (n) => heard.push(n.payload ?? ''));
+    await ear.query('LISTEN pgferry');
+    await a!.sql(`INSERT INTO t VALUES (2, 'two')`);
+    await waitFor('the notification of public.t', () => heard.includes('public.t'));
+    await ear.end();
+    // ...but sync su has no run booked: its commits must still be heard.
+    await a!.sql(`INSERT INTO u VALUES (1, 'u one')`);
+    await waitFor('the row of u on the target', async () => (await count(b!, 'public.u')) === 1);
+    expect(await listenerState(a!)).toBe('LISTEN "pgferry"');
+    expect(await count(b!)).toBe(0);
+    await lock.release();
+    await booked;
+    await waitFor('rows of t on the target', async () => (await count(b!)) === 2);
+    await expectEqual(a!, b!, 'public.u');
+    await expectEqual(a!, b!);
   });
 });
 

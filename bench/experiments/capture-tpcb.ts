@@ -17,6 +17,7 @@
  *
  *   npx tsx bench/experiments/capture-tpcb.ts [--seconds=8] [--trials=3] [--only=none+row] [--async]
  */
+import pg from 'pg';
 import { Replicator } from '../../src/index.js';
 import { startEmbeddedServer } from '../../tools/pg-servers.js';
 import { createDb, type BenchDb, type BenchServer } from '../lib/pg.js';
@@ -36,6 +37,8 @@ const VARIANTS = [
   'before row',
   'before row, empty body',
   'before row, empty body, invoker',
+  'before row, update and delete',
+  'row, listened',
 ] as const;
 type Variant = (typeof VARIANTS)[number];
 
@@ -67,7 +70,9 @@ async function setUp(server: BenchServer, v: Variant, tools: NonNullable<Awaited
     // A BEFORE trigger returns the row (NULL would cancel the change).
     await rewriteFunctions(db, (f) => f.replace(/RETURN NULL;\s*END\s*\$pgferry\$/, `IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN RETURN OLD; END IF; RETURN NEW; END $pgferry$`));
     for (const t of TABLES) {
-      for (const [suffix, event] of [['_ins', 'INSERT'], ['_upd', 'UPDATE'], ['_del', 'DELETE']] as const) {
+      const events = [['_ins', 'INSERT'], ['_upd', 'UPDATE'], ['_del', 'DELETE']] as const;
+      // 'update and delete': INSERTs stay AFTER (a BEFORE INSERT also fires for ON CONFLICT DO NOTHING).
+      for (const [suffix, event] of v.endsWith('update and delete') ? events.slice(1) : events) {
         const fn = (await db.sql<{ f: string }>(`SELECT tgfoid::regprocedure::text AS f FROM pg_trigger WHERE tgrelid = '${t}'::regclass AND tgname = 'pgferry_capture${suffix}'`))[0]!.f;
         await db.sql(`DROP TRIGGER "pgferry_capture${suffix}" ON ${t}`);
         await db.sql(`CREATE TRIGGER "pgferry_capture${suffix}" BEFORE ${event} ON ${t} FOR EACH ROW EXECUTE FUNCTION ${fn}`);
@@ -102,7 +107,19 @@ async function main(): Promise<void> {
       for (let i = 0; i < dbs.length; i++) {
         const { v, db } = dbs[(i + trial) % dbs.length]!;
         await prepare(db);
+        // 'listened': a session LISTENs on the library's channel, as a started replicator's does.
+        const listener = v.endsWith('listened') ? new pg.Client({ connectionString: db.url }) : undefined;
+        let heard = 0;
+        if (listener) {
+          await listener.connect();
+          listener.on('notification', () => heard++);
+          await listener.query('LISTEN pgferry');
+        }
         const r = await pgbenchRun(tools, db, ['-n', '-c', '4', '-j', '2', '-M', 'prepared', '-T', String(seconds)]);
+        if (listener) {
+          await listener.end();
+          console.error(`  ${heard} notifications heard`);
+        }
         tps.get(v)!.push(r.tps);
         console.error(`trial ${trial + 1}/${trials} ${v}: ${r.tps.toFixed(0)} tps`);
       }

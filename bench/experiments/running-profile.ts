@@ -14,7 +14,13 @@ import { TABLES, prepare, tpcbDatabase } from '../scenarios/overhead.js';
 
 const log = new Map<string, { n: number; ms: number }>();
 let recording = false;
-const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown; emit: (...args: unknown[]) => boolean };
+let heard = 0;
+const emit = proto.emit;
+proto.emit = function (this: pg.Client, ...args: unknown[]) {
+  if (args[0] === 'notification' && recording) heard++;
+  return emit.apply(this, args);
+};
 const original = proto.query;
 proto.query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0] as { text?: string; on?: unknown } | string;
@@ -65,7 +71,7 @@ async function main(): Promise<void> {
     await rep.stop();
     const rows = runs.reduce((s, r) => s + r.totals.upserted + r.totals.deleted, 0);
     const busy = runs.reduce((s, r) => s + r.durationMs, 0);
-    console.log(`TPC-B ${bench.tps.toFixed(0)} tps for ${seconds} s; ${runs.length} runs (${(runs.length / (wall / 1000)).toFixed(1)}/s), ${(rows / Math.max(1, runs.length)).toFixed(0)} rows per run, runs busy ${((100 * busy) / wall).toFixed(0)} % of the time, median run ${runs.map((r) => r.durationMs).sort((x, y) => x - y)[Math.floor(runs.length / 2)]} ms`);
+    console.log(`TPC-B ${bench.tps.toFixed(0)} tps for ${seconds} s; ${runs.length} runs (${(runs.length / (wall / 1000)).toFixed(1)}/s), ${(rows / Math.max(1, runs.length)).toFixed(0)} rows per run, runs busy ${((100 * busy) / wall).toFixed(0)} % of the time, median run ${runs.map((r) => r.durationMs).sort((x, y) => x - y)[Math.floor(runs.length / 2)]} ms, ${heard} notifications heard`);
     const total = [...log.values()].reduce((s, e) => s + e.ms, 0);
     console.log(`${[...log.values()].reduce((s, e) => s + e.n, 0)} queries, ${total.toFixed(0)} ms in queries`);
     for (const [k, v] of [...log].sort((x, y) => y[1].ms - x[1].ms).slice(0, 25)) console.log(`${v.ms.toFixed(0).padStart(7)} ms ${String(v.n).padStart(6)}x  ${k}`);

@@ -88,6 +88,16 @@ export class Autokick {
         this.#debounce.set(plan.name, t);
       }
     }
+    // Every sync served here has a run booked, which will listen again before its snapshot.
+    if (this.#autokicked().every((s) => s.runner.booked || !s.plan.databases.some((d) => d.name === db && d.role === 'source'))) {
+      this.#listeners.get(db)?.quiet();
+    }
+  }
+
+  /** Before a run of `plan` takes its snapshots: its sources' listeners listen (see listener.ts). */
+  async ready(plan: SyncPlan): Promise<void> {
+    if (!plan.config.autokick) return;
+    await Promise.all(plan.databases.map((d) => (d.role === 'source' ? this.#listeners.get(d.name)?.listening() : undefined)));
   }
 
   /** Stops the check, pending debounced pokes and every listener. */

@@ -3,6 +3,14 @@
  * channel; the capture triggers notify it at commit with the changed table's name. A lost
  * connection is reopened with backoff (and the syncs are poked then, since notifications
  * may have been missed meanwhile).
+ *
+ * While every sync it serves has a run booked, notifications tell nothing new, yet each
+ * notifying commit signals the listening backend, which wakes and sends it on: under TPC-B
+ * that cost the writers a fifth of their throughput (see BENCHMARKS.md). So the listener
+ * goes quiet then (UNLISTEN), and listens again before a booked run takes its snapshot
+ * (listening()): a commit in between is in that snapshot, a later one notifies. PostgreSQL
+ * starts a new listener's queue position behind every notification not yet committed, so
+ * none falls between the two.
  */
 import createDebug from 'debug';
 import pg from 'pg';
@@ -19,6 +27,10 @@ export class NotificationListener {
   #stopped = false;
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
+  /** LISTEN in effect (or on its way); false after quiet(). */
+  #listening = true;
+  /** The last LISTEN or UNLISTEN sent; they run in order on the connection. */
+  #toggled: Promise<void> = Promise.resolve();
 
   constructor(db: Database, channel: string, onNotify: (table: string | null) => void) {
     this.#db = db;
@@ -56,10 +68,40 @@ export class NotificationListener {
     }
     await client.query(`LISTEN ${ident(this.#channel)}`);
     this.#client = client;
+    this.#listening = true;
+    this.#toggled = Promise.resolve();
     const wasDown = this.#failures > 0;
     this.#failures = 0;
     debug('%s: listening on %s', this.#db.name, this.#channel);
     if (wasDown) this.#onNotify(null); // notifications may have been missed while down
+  }
+
+  /** Stops notifications until listening() (a run is booked for every sync served here). */
+  quiet(): void {
+    if (!this.#listening || !this.#client) return;
+    this.#listening = false;
+    this.#toggle(this.#client, 'UNLISTEN');
+  }
+
+  /**
+   * Listens again, if quiet; resolves once LISTEN is in effect, or at once when the
+   * connection is down (reconnecting listens and pokes the syncs).
+   */
+  listening(): Promise<void> {
+    if (!this.#listening && this.#client) {
+      this.#listening = true;
+      this.#toggle(this.#client, 'LISTEN');
+    }
+    return this.#toggled;
+  }
+
+  #toggle(client: pg.Client, command: 'LISTEN' | 'UNLISTEN'): void {
+    const sent = client.query(`${command} ${ident(this.#channel)}`);
+    // A failed toggle means a lost connection: its 'error' or 'end' reconnects, which listens.
+    this.#toggled = sent.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   #drop(client: pg.Client): void {

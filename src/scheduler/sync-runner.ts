@@ -63,6 +63,11 @@ export class SyncRunner {
     return this.#current !== null;
   }
 
+  /** A run is booked: it will start later (after the current run, and its pause). */
+  get booked(): boolean {
+    return this.#next !== null;
+  }
+
   /** Whatever is in flight or booked (for a graceful stop). */
   get inFlight(): Promise<unknown> | null {
     return this.#next ?? this.#current;
