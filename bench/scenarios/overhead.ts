@@ -32,8 +32,10 @@ export interface OverheadParams {
 
 export function overheadParams(ctx: BenchContext): OverheadParams {
   if (ctx.quick) return { scale: 1, seconds: 3, slices: 1, clients: 4, threads: 2, bulkRows: 20_000 };
-  if (ctx.long) return { scale: 10, seconds: 20, slices: 2, clients: 4, threads: 2, bulkRows: 100_000 };
-  return { scale: 10, seconds: 10, slices: 2, clients: 4, threads: 2, bulkRows: 100_000 };
+  // Four interleaved slices per phase and run: with two, drift on a small machine spread the
+  // phases wider than the differences between commits (BENCHMARKS.md, 2026-12-01).
+  if (ctx.long) return { scale: 10, seconds: 40, slices: 4, clients: 4, threads: 2, bulkRows: 100_000 };
+  return { scale: 10, seconds: 20, slices: 4, clients: 4, threads: 2, bulkRows: 100_000 };
 }
 
 /** `pgbench -i -s scale` plus a key on pgbench_history (so it can be captured). */
