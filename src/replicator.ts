@@ -141,8 +141,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> implements AsyncD
     this.#syncs.set(name, { plan, runner });
     this.#counters.set(name, new RunCounters(name, this.#telemetry));
     if (this.#started) {
-      await this.#holder.poll();
+      // Listening first: the run the hold starts takes its snapshot after LISTEN is in effect.
       await this.#autokick.listen();
+      await this.#holder.poll();
     }
   }
 

@@ -8,10 +8,11 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { Replicator, isPgferryError, PgferryError, type ReplicatorOptions, type SyncConfig } from '../src/index.js';
 import { lockArgs, lockValues, runLock } from '../src/db/locks.js';
-import { connect, count, createDatabases, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
+import { connect, count, createDatabases, listenerStates, sqlAll, tableChecksum, type TestDb } from './helpers/db.js';
 import { describeError } from './helpers/errors.js';
 import { record } from './helpers/events.js';
 import { addDatabases, stopReplicatorsAfterEach } from './helpers/replicators.js';
@@ -148,12 +149,52 @@ describe('always on: autokick', () => {
   });
 });
 
-/** The last statement of the replicator's LISTEN connection on `db` ('LISTEN "pgferry"' or 'UNLISTEN "pgferry"'). */
+/**
+ * A TCP proxy to the server of `url` whose connections can be frozen one by one: freeze(port)
+ * stops every byte both ways on the connection whose server side sees client port `port`
+ * (pg_stat_activity.client_port), as a connection cut silently on the way would.
+ */
+async function freezableProxy(url: string): Promise<{ url: string; freeze(port: number): boolean; close(): void }> {
+  const target = new URL(url);
+  const pairs = new Map<number, { client: net.Socket; upstream: net.Socket }>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    client.pause();
+    const upstream = net.connect(Number(target.port), target.hostname, () => {
+      pairs.set(upstream.localPort!, { client, upstream });
+      client.pipe(upstream).pipe(client);
+      client.resume();
+    });
+    for (const sock of [client, upstream]) sockets.add(sock);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxied = new URL(url);
+  proxied.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: proxied.toString(),
+    freeze: (port) => {
+      const pair = pairs.get(port);
+      if (!pair) return false;
+      pair.client.unpipe(pair.upstream);
+      pair.upstream.unpipe(pair.client);
+      pair.client.pause();
+      pair.upstream.pause();
+      return true;
+    },
+    close: () => {
+      server.close();
+      for (const sock of sockets) sock.destroy();
+    },
+  };
+}
+
+/** The state of the one replicator listener on `db` (see listenerStates). */
 async function listenerState(db: TestDb): Promise<string | undefined> {
-  const rows = await db.sql<{ query: string }>(
-    `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^(UN)?LISTEN '`,
-  );
-  return rows.length === 1 ? rows[0]!.query : rows.length === 0 ? undefined : `${rows.length} listeners`;
+  const states = await listenerStates(db);
+  return states.length <= 1 ? states[0] : `${states.length} listeners`;
 }
 
 /** A transaction holding `table` on `db` in SHARE mode: a run's writes to it wait (shown in pg_stat_activity). */
@@ -173,6 +214,20 @@ async function blockWrites(db: TestDb, table: string): Promise<{ blocked(): Prom
 describe('always on: quiet listener', () => {
   it('while a run is booked the listener stops listening; a commit meanwhile still arrives, and it listens again before that run', async () => {
     const { a, b, rep } = await pairWithT();
+    // In order, as this process sends and hears them: replies to (UN)LISTEN, and run locks sent.
+    const order: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '');
+      const res = query.apply(this, args);
+      if (/^(UN)?LISTEN /.test(text)) void (res as Promise<unknown>).then(() => order.push(text.split(' ')[0]!), () => undefined);
+      else if (text.includes('pg_catalog.pg_advisory_lock(')) order.push('lock');
+      return res;
+    };
+    onTestFinished(() => {
+      proto.query = query;
+    });
     await rep.start();
     await waitFor('the listener', async () => (await listenerState(a)) === 'LISTEN "pgferry"');
     const ev = record(rep);
@@ -190,12 +245,51 @@ describe('always on: quiet listener', () => {
     await lock.release();
     await waitFor('rows 1 to 3 on the target', async () => (await count(b)) === 3);
     expect(await listenerState(a)).toBe('LISTEN "pgferry"');
+    // The booked run took its lock (and then its snapshot) only once LISTEN was in effect.
+    const quiet = order.lastIndexOf('UNLISTEN');
+    const nextLock = order.indexOf('lock', quiet);
+    expect(quiet).toBeGreaterThan(-1);
+    expect(order.slice(quiet, nextLock + 1)).toEqual(['UNLISTEN', 'LISTEN', 'lock']);
     // Listening again: a commit now is heard (the periodic check is a minute away).
     await waitFor('the runner to go idle', () => !rep.status().syncs[0]!.running && ev.completes.length >= 2);
     await a.sql(`INSERT INTO t VALUES (4, 'four')`);
     await waitFor('row 4 on the target', async () => (await count(b)) === 4);
     await expectEqual(a, b);
     expect(ev.errors).toEqual([]);
+  });
+
+  it('a quiet listener whose connection stops answering holds the booked run back at most 2 s; it reconnects and later commits are heard', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], DDL);
+    const proxy = await freezableProxy(a!.url);
+    onTestFinished(() => proxy.close());
+    const rep = replicators.create(FAST);
+    await rep.addDatabase('a', proxy.url);
+    await rep.addDatabase('b', b!.url);
+    await rep.addSync('s', { tables: [T], autokick: true, databases: { a: 'source', b: 'target' } });
+    await rep.install();
+    await rep.start();
+    await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
+
+    const lock = await blockWrites(b!, 't');
+    await a!.sql(`INSERT INTO t VALUES (1, 'one')`);
+    await waitFor('the run to wait on the target', lock.blocked);
+    await a!.sql(`INSERT INTO t VALUES (2, 'two')`);
+    await waitFor('the listener to go quiet', async () => (await listenerState(a!)) === 'UNLISTEN "pgferry"');
+    // The quiet listener's connection goes silent: its LISTEN will get no reply.
+    const [listener] = await a!.sql<{ port: number }>(
+      `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^UNLISTEN '`,
+    );
+    expect(proxy.freeze(listener!.port)).toBe(true);
+    const t0 = Date.now();
+    await lock.release();
+    await waitFor('rows 1 and 2 on the target', async () => (await count(b!)) === 2, { timeoutMs: 5_000 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
+    // A new listener connection hears the next commit (the periodic check is a minute away).
+    await waitFor('a new listener', async () => (await listenerStates(a!)).includes('LISTEN "pgferry"'));
+    await a!.sql(`INSERT INTO t VALUES (3, 'three')`);
+    await waitFor('row 3 on the target', async () => (await count(b!)) === 3);
+    await expectEqual(a!, b!);
   });
 
   it('stays listening while another sync on the same source has no run booked', async () => {

@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PostgresControlStore, type Replicator, isPgferryError, type CopyProgressEvent, type SyncConfig } from '../src/index.js';
-import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
+import { connect, createDatabases, listenerStates, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { record } from './helpers/events.js';
 import { stopReplicatorsAfterEach } from './helpers/replicators.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -108,6 +108,9 @@ describe('many instances', () => {
     await waitFor('the row on the target', async () => (await b.sql(`SELECT 1 FROM t WHERE id = 1`)).length === 1);
     await holder.kick('s'); // waits for any run in flight anywhere
     for (const r of rs) expect(starts.get(r.name), r.name).toEqual(r === holder ? ['autokick', 'kick'] : []);
+    // The standbys hold nothing: their listeners went quiet (writers no longer wake them).
+    const quietStandbys = ['LISTEN "pgferry"', 'UNLISTEN "pgferry"', 'UNLISTEN "pgferry"'];
+    await waitFor('quiet standbys', async () => JSON.stringify(await listenerStates(a)) === JSON.stringify(quietStandbys));
 
     // The holder goes away: another instance holds the sync within seconds and runs it.
     await holder.stop();
@@ -115,6 +118,8 @@ describe('many instances', () => {
     const rest = rs.filter((r) => r !== holder);
     await waitFor('a new holder', () => rest.some((r) => r.status().syncs[0]!.owner === r.name), { timeoutMs: 15_000 });
     expect(Date.now() - t0).toBeLessThan(10_000);
+    // Its first run listened again before its snapshot: the next commit is heard (the periodic check is a minute away).
+    await waitFor('the new holder listening', async () => (await listenerStates(a))[0] === 'LISTEN "pgferry"');
     await a.sql(`INSERT INTO t (id, v) VALUES (2, 'two')`);
     await waitFor('the second row on the target', async () => (await b.sql(`SELECT 1 FROM t WHERE id = 2`)).length === 1);
     await expectEqual([a, b]);

@@ -85,7 +85,6 @@ export class Database {
     return redact(text, this.#secrets);
   }
 
-  /** Checks out a connection, or throws CONNECTION_FAILED (transient). */
   /**
    * Checks out a connection, or throws CONNECTION_FAILED (transient): when the server cannot
    * be reached, or when no connection of the pool is free within the wait bound (a caller's

@@ -19,6 +19,13 @@ import { ident } from '../sql/ident.js';
 
 const debug = createDebug('pgferry:listen');
 
+/**
+ * How long a run waits for LISTEN to be in effect. A reply that takes longer means a stuck
+ * connection (a quiet one carries nothing for a while, which idle timeouts on the way may
+ * cut): it is dropped and opened again, which listens and pokes the syncs.
+ */
+const TOGGLE_TIMEOUT_MS = 2_000;
+
 export class NotificationListener {
   readonly #db: Database;
   readonly #channel: string;
@@ -47,8 +54,9 @@ export class NotificationListener {
   }
 
   async #connect(): Promise<void> {
-    // A client of its own (not from the pool): LISTEN lives as long as the connection.
-    const client = new pg.Client(this.#db.clientConfig());
+    // A client of its own (not from the pool): LISTEN lives as long as the connection, which
+    // keepalives keep from being cut silently while it is quiet.
+    const client = new pg.Client({ keepAlive: true, ...this.#db.clientConfig() });
     client.on('error', (err) => {
       debug('%s: listener connection lost: %s', this.#db.name, this.#db.redact(err.message));
       this.#drop(client);
@@ -85,7 +93,8 @@ export class NotificationListener {
 
   /**
    * Listens again, if quiet; resolves once LISTEN is in effect, or at once when the
-   * connection is down (reconnecting listens and pokes the syncs).
+   * connection is down, or after TOGGLE_TIMEOUT_MS (in both cases reconnecting listens and
+   * pokes the syncs, so a commit after the run's snapshot gets a run of its own).
    */
   listening(): Promise<void> {
     if (!this.#listening && this.#client) {
@@ -97,11 +106,29 @@ export class NotificationListener {
 
   #toggle(client: pg.Client, command: 'LISTEN' | 'UNLISTEN'): void {
     const sent = client.query(`${command} ${ident(this.#channel)}`);
-    // A failed toggle means a lost connection: its 'error' or 'end' reconnects, which listens.
-    this.#toggled = sent.then(
-      () => undefined,
-      () => undefined,
-    );
+    this.#toggled = new Promise<void>((resolve) => {
+      // Failed or stuck: the connection is opened again, which listens and pokes the syncs.
+      const lost = (why: string): void => {
+        debug('%s: %s %s; reconnecting', this.#db.name, command, why);
+        if (this.#client === client) {
+          this.#drop(client);
+          (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+          this.#reconnectLater();
+        }
+        resolve();
+      };
+      const timer = setTimeout(() => lost(`got no reply in ${TOGGLE_TIMEOUT_MS} ms`), TOGGLE_TIMEOUT_MS);
+      sent.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (err: Error) => {
+          clearTimeout(timer);
+          lost(`failed: ${this.#db.redact(err.message)}`);
+        },
+      );
+    });
   }
 
   #drop(client: pg.Client): void {

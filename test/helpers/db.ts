@@ -94,6 +94,18 @@ export async function count(db: TestDb | string, table = 'public.t'): Promise<nu
   return Number(rows[0]!.n);
 }
 
+/**
+ * The last statement of every replicator LISTEN connection on `db`, sorted: 'LISTEN "pgferry"'
+ * while it listens, 'UNLISTEN "pgferry"' while it is quiet (scheduler/listener.ts).
+ */
+export async function listenerStates(db: TestDb): Promise<string[]> {
+  const rows = await sqlAt<{ query: string }>(
+    db.url,
+    `SELECT query FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^(UN)?LISTEN '`,
+  );
+  return rows.map((x) => x.query).sort();
+}
+
 /** md5 over the sorted text of every row, plus the row count. */
 export async function tableChecksum(db: TestDb | string, table: string): Promise<{ count: number; md5: string }> {
   const url = typeof db === 'string' ? db : db.url;
