@@ -283,13 +283,33 @@ describe('always on: quiet listener', () => {
     expect(proxy.freeze(listener!.port)).toBe(true);
     const t0 = Date.now();
     await lock.release();
-    await waitFor('rows 1 and 2 on the target', async () => (await count(b!)) === 2, { timeoutMs: 5_000 });
+    await waitFor('rows 1 and 2 on the target', async () => (await count(b!)) === 2, { timeoutMs: 10_000 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
     // A new listener connection hears the next commit (the periodic check is a minute away).
     await waitFor('a new listener', async () => (await listenerStates(a!)).includes('LISTEN "pgferry"'));
     await a!.sql(`INSERT INTO t VALUES (3, 'three')`);
     await waitFor('row 3 on the target', async () => (await count(b!)) === 3);
     await expectEqual(a!, b!);
+  });
+
+  it('stop() with a listener connection that stopped answering returns within seconds', async () => {
+    const [a, b] = await createDatabases(2);
+    await sqlAll([a!, b!], DDL);
+    const proxy = await freezableProxy(a!.url);
+    onTestFinished(() => proxy.close());
+    const rep = replicators.create(FAST);
+    await rep.addDatabase('a', proxy.url);
+    await rep.addDatabase('b', b!.url);
+    await rep.addSync('s', { tables: [T], autokick: true, databases: { a: 'source', b: 'target' } });
+    await rep.install();
+    await rep.start();
+    await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
+    const [listener] = await a!.sql<{ port: number }>(
+      `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^LISTEN '`,
+    );
+    expect(proxy.freeze(listener!.port)).toBe(true);
+    // Its goodbye never gets an answer: the connection is destroyed after a second.
+    expect(await within(rep.stop(), 4_000)).not.toBeNull();
   });
 
   it('stays listening while another sync on the same source has no run booked', async () => {

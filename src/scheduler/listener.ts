@@ -26,11 +26,31 @@ const debug = createDebug('pgferry:listen');
  */
 const TOGGLE_TIMEOUT_MS = 2_000;
 
+/** Keepalive probes on a quiet connection well before idle cuts on the way (NAT, load balancers: minutes). */
+const KEEPALIVE_DELAY_MS = 30_000;
+
+/** Rejects when `p` has not settled within `ms`. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} got no reply in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** Closes `client`; a connection that does not close in time (cut on the way) is destroyed. */
+async function close(client: pg.Client): Promise<void> {
+  await bounded(client.end(), 1_000, 'closing').catch(() => undefined);
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 export class NotificationListener {
   readonly #db: Database;
   readonly #channel: string;
   readonly #onNotify: (table: string | null) => void;
   #client: pg.Client | null = null;
+  /** Clients given up on: their late events change nothing. */
+  readonly #dropped = new WeakSet<pg.Client>();
   #stopped = false;
   #timer: NodeJS.Timeout | null = null;
   #failures = 0;
@@ -55,26 +75,43 @@ export class NotificationListener {
 
   async #connect(): Promise<void> {
     // A client of its own (not from the pool): LISTEN lives as long as the connection, which
-    // keepalives keep from being cut silently while it is quiet.
-    const client = new pg.Client({ keepAlive: true, ...this.#db.clientConfig() });
-    client.on('error', (err) => {
-      debug('%s: listener connection lost: %s', this.#db.name, this.#db.redact(err.message));
+    // keepalives keep from being cut silently while it is quiet (unless the config says
+    // otherwise). Connecting and LISTEN are bounded: a reconnect that hangs would leave the
+    // syncs without autokick.
+    const config = this.#db.clientConfig();
+    const client = new pg.Client({
+      ...config,
+      keepAlive: config.keepAlive ?? true,
+      keepAliveInitialDelayMillis: config.keepAliveInitialDelayMillis ?? KEEPALIVE_DELAY_MS,
+      connectionTimeoutMillis: config.connectionTimeoutMillis ?? 10_000,
+    });
+    const lost = (): void => {
+      if (this.#dropped.has(client) || (this.#client !== null && this.#client !== client)) return;
       this.#drop(client);
       this.#reconnectLater();
+    };
+    client.on('error', (err) => {
+      debug('%s: listener connection lost: %s', this.#db.name, this.#db.redact(err.message));
+      lost();
     });
     client.on('end', () => {
-      if (this.#client === client) {
-        this.#drop(client);
-        this.#reconnectLater();
-      }
+      if (this.#client === client) lost();
     });
     client.on('notification', (n) => this.#onNotify(n.payload ?? null));
-    await client.connect();
+    try {
+      await client.connect();
+      if (!this.#stopped) await bounded(client.query(`LISTEN ${ident(this.#channel)}`), TOGGLE_TIMEOUT_MS, 'LISTEN');
+    } catch (err) {
+      this.#dropped.add(client);
+      void close(client);
+      throw err;
+    }
+    // stop() may have come meanwhile.
     if (this.#stopped) {
-      await client.end().catch(() => undefined);
+      this.#dropped.add(client);
+      await close(client);
       return;
     }
-    await client.query(`LISTEN ${ident(this.#channel)}`);
     this.#client = client;
     this.#listening = true;
     this.#toggled = Promise.resolve();
@@ -105,36 +142,24 @@ export class NotificationListener {
   }
 
   #toggle(client: pg.Client, command: 'LISTEN' | 'UNLISTEN'): void {
-    const sent = client.query(`${command} ${ident(this.#channel)}`);
-    this.#toggled = new Promise<void>((resolve) => {
-      // Failed or stuck: the connection is opened again, which listens and pokes the syncs.
-      const lost = (why: string): void => {
-        debug('%s: %s %s; reconnecting', this.#db.name, command, why);
+    // Failed or stuck: the connection is opened again, which listens and pokes the syncs.
+    this.#toggled = bounded(client.query(`${command} ${ident(this.#channel)}`), TOGGLE_TIMEOUT_MS, command).then(
+      () => undefined,
+      (err: Error) => {
+        debug('%s: %s; reconnecting', this.#db.name, this.#db.redact(err.message));
         if (this.#client === client) {
           this.#drop(client);
-          (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
           this.#reconnectLater();
         }
-        resolve();
-      };
-      const timer = setTimeout(() => lost(`got no reply in ${TOGGLE_TIMEOUT_MS} ms`), TOGGLE_TIMEOUT_MS);
-      sent.then(
-        () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        (err: Error) => {
-          clearTimeout(timer);
-          lost(`failed: ${this.#db.redact(err.message)}`);
-        },
-      );
-    });
+      },
+    );
   }
 
   #drop(client: pg.Client): void {
     if (this.#client === client) this.#client = null;
+    this.#dropped.add(client);
     client.removeAllListeners('notification');
-    client.end().catch(() => undefined);
+    void close(client);
   }
 
   #reconnectLater(): void {
@@ -156,8 +181,9 @@ export class NotificationListener {
     const c = this.#client;
     this.#client = null;
     if (c) {
+      this.#dropped.add(c);
       c.removeAllListeners('end');
-      await c.end().catch(() => undefined);
+      await close(c);
     }
   }
 }
