@@ -211,6 +211,31 @@ async function blockWrites(db: TestDb, table: string): Promise<{ blocked(): Prom
   };
 }
 
+/**
+ * A replicator started on sync `s` (a → b, autokick), with a reaching it through a
+ * freezableProxy; freezeListener() silences its one listener connection.
+ */
+async function startedBehindProxy(): Promise<{ a: TestDb; b: TestDb; rep: Replicator; freezeListener(): Promise<void> }> {
+  const [a, b] = await createDatabases(2);
+  await sqlAll([a!, b!], DDL);
+  const proxy = await freezableProxy(a!.url);
+  onTestFinished(() => proxy.close());
+  const rep = replicators.create(FAST);
+  await rep.addDatabase('a', proxy.url);
+  await rep.addDatabase('b', b!.url);
+  await rep.addSync('s', { tables: [T], autokick: true, databases: { a: 'source', b: 'target' } });
+  await rep.install();
+  await rep.start();
+  await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
+  const freezeListener = async (): Promise<void> => {
+    const [listener] = await a!.sql<{ port: number }>(
+      `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^(UN)?LISTEN '`,
+    );
+    expect(proxy.freeze(listener!.port)).toBe(true);
+  };
+  return { a: a!, b: b!, rep, freezeListener };
+}
+
 describe('always on: quiet listener', () => {
   it('while a run is booked the listener stops listening; a commit meanwhile still arrives, and it listens again before that run', async () => {
     const { a, b, rep } = await pairWithT();
@@ -259,55 +284,29 @@ describe('always on: quiet listener', () => {
   });
 
   it('a quiet listener whose connection stops answering holds the booked run back at most 2 s; it reconnects and later commits are heard', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const proxy = await freezableProxy(a!.url);
-    onTestFinished(() => proxy.close());
-    const rep = replicators.create(FAST);
-    await rep.addDatabase('a', proxy.url);
-    await rep.addDatabase('b', b!.url);
-    await rep.addSync('s', { tables: [T], autokick: true, databases: { a: 'source', b: 'target' } });
-    await rep.install();
-    await rep.start();
-    await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
+    const { a, b, rep, freezeListener } = await startedBehindProxy();
 
-    const lock = await blockWrites(b!, 't');
-    await a!.sql(`INSERT INTO t VALUES (1, 'one')`);
+    const lock = await blockWrites(b, 't');
+    await a.sql(`INSERT INTO t VALUES (1, 'one')`);
     await waitFor('the run to wait on the target', lock.blocked);
-    await a!.sql(`INSERT INTO t VALUES (2, 'two')`);
-    await waitFor('the listener to go quiet', async () => (await listenerState(a!)) === 'UNLISTEN "pgferry"');
+    await a.sql(`INSERT INTO t VALUES (2, 'two')`);
+    await waitFor('the listener to go quiet', async () => (await listenerState(a)) === 'UNLISTEN "pgferry"');
     // The quiet listener's connection goes silent: its LISTEN will get no reply.
-    const [listener] = await a!.sql<{ port: number }>(
-      `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^UNLISTEN '`,
-    );
-    expect(proxy.freeze(listener!.port)).toBe(true);
+    await freezeListener();
     const t0 = Date.now();
     await lock.release();
-    await waitFor('rows 1 and 2 on the target', async () => (await count(b!)) === 2, { timeoutMs: 10_000 });
+    await waitFor('rows 1 and 2 on the target', async () => (await count(b)) === 2, { timeoutMs: 10_000 });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2_000);
     // A new listener connection hears the next commit (the periodic check is a minute away).
-    await waitFor('a new listener', async () => (await listenerStates(a!)).includes('LISTEN "pgferry"'));
-    await a!.sql(`INSERT INTO t VALUES (3, 'three')`);
-    await waitFor('row 3 on the target', async () => (await count(b!)) === 3);
-    await expectEqual(a!, b!);
+    await waitFor('a new listener', async () => (await listenerStates(a)).includes('LISTEN "pgferry"'));
+    await a.sql(`INSERT INTO t VALUES (3, 'three')`);
+    await waitFor('row 3 on the target', async () => (await count(b)) === 3);
+    await expectEqual(a, b);
   });
 
   it('stop() with a listener connection that stopped answering returns within seconds', async () => {
-    const [a, b] = await createDatabases(2);
-    await sqlAll([a!, b!], DDL);
-    const proxy = await freezableProxy(a!.url);
-    onTestFinished(() => proxy.close());
-    const rep = replicators.create(FAST);
-    await rep.addDatabase('a', proxy.url);
-    await rep.addDatabase('b', b!.url);
-    await rep.addSync('s', { tables: [T], autokick: true, databases: { a: 'source', b: 'target' } });
-    await rep.install();
-    await rep.start();
-    await waitFor('the listener', async () => (await listenerState(a!)) === 'LISTEN "pgferry"');
-    const [listener] = await a!.sql<{ port: number }>(
-      `SELECT client_port AS port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgferry' AND query ~ '^LISTEN '`,
-    );
-    expect(proxy.freeze(listener!.port)).toBe(true);
+    const { a, b, rep, freezeListener } = await startedBehindProxy();
+    await freezeListener();
     // Its goodbye never gets an answer: the connection is destroyed after a second.
     expect(await within(rep.stop(), 4_000)).not.toBeNull();
   });
