@@ -245,11 +245,12 @@ describe('many instances', () => {
     const procs = new Map(names.map((n) => [n, spawnInstance(n)]));
     await waitFor('three instances ready', () => events.filter((e) => e.event === 'ready').length === 3, { timeoutMs: 30_000 });
 
-    /** The instance holding sync s, read from the server's locks. */
+    /** The instance holding sync s, read from the server's locks (of this database: other test files hold syncs named s too). */
     const holderName = async (): Promise<string | null> => {
       const r = await a.sql<{ app: string }>(
         `SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = hashtext('pgferry.hold')::oid AND l.objid = hashtext('pgferry.s')::oid`,
+          WHERE l.locktype = 'advisory' AND l.granted AND l.classid = hashtext('pgferry.hold')::oid AND l.objid = hashtext('pgferry.s')::oid
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
       );
       return r[0]?.app.replace(/^pgferry:/, '') ?? null;
     };
