@@ -6,7 +6,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import pg from 'pg';
-import { isPgferryError } from '../src/index.js';
+import { isPgferryError, type Replicator } from '../src/index.js';
 import { deltaTableName } from '../src/sql/names.js';
 import { connect, createDatabases, sqlAll, tableContents, type TestDb } from './helpers/db.js';
 import { caught } from './helpers/errors.js';
@@ -22,6 +22,19 @@ async function pgferryBackends(db: TestDb): Promise<{ state: string; wait: strin
     `SELECT state, wait_event_type AS wait FROM pg_stat_activity
       WHERE datname = current_database() AND application_name = 'pgferry' AND pid <> pg_backend_pid()`,
   );
+}
+
+/** Sync `s` on t, a → b, installed; b through a caller-owned pool of one connection. */
+async function targetWithPoolOfOne(): Promise<{ a: TestDb; b: TestDb; pool: pg.Pool; rep: Replicator }> {
+  const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+  await sqlAll([a, b], DDL);
+  const pool = new pg.Pool({ connectionString: b.url, max: 1 });
+  const rep = replicators.create({ connectionTimeoutMs: 10_000 });
+  await rep.addDatabase('a', a.url);
+  await rep.addDatabase('b', { pool });
+  await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
+  await rep.install();
+  return { a, b, pool, rep };
 }
 
 describe('the run pipeline', () => {
@@ -157,14 +170,7 @@ describe('the run pipeline', () => {
   });
 
   it('a run with nothing to apply does not wait for a target whose pool is busy', async () => {
-    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
-    await sqlAll([a, b], DDL);
-    const pool = new pg.Pool({ connectionString: b.url, max: 1 });
-    const rep = replicators.create({ connectionTimeoutMs: 10_000 });
-    await rep.addDatabase('a', a.url);
-    await rep.addDatabase('b', { pool });
-    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
-    await rep.install();
+    const { a, pool, rep } = await targetWithPoolOfOne();
     const busy = await pool.connect();
     try {
       const t0 = Date.now();
@@ -197,14 +203,7 @@ describe('the run pipeline', () => {
     expect(await tableContents(b, 'public.m55')).toEqual(['(2,after)']);
   });
   it('stop() waits for a target transaction still being opened when its run ended, and that gives its connection back', async () => {
-    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
-    await sqlAll([a, b], DDL);
-    const pool = new pg.Pool({ connectionString: b.url, max: 1 });
-    const rep = replicators.create({ connectionTimeoutMs: 10_000 });
-    await rep.addDatabase('a', a.url);
-    await rep.addDatabase('b', { pool });
-    await rep.addSync('s', { tables: ['t'], databases: { a: 'source', b: 'target' }, autokick: false });
-    await rep.install();
+    const { b, pool, rep } = await targetWithPoolOfOne();
     const busy = await pool.connect();
     try {
       expect((await rep.kick('s')).status).toBe('empty');

@@ -205,7 +205,7 @@ export class Session {
     this.#settings.clear();
     this.#savepoints = [];
     this.#filledTemp.clear();
-    const known = tempTablesOf(this.client);
+    const known = backendOf(this.client).temp;
     for (const [name, def] of this.#createdTemp) known.set(name, def);
     this.#createdTemp.clear();
   }
@@ -220,12 +220,11 @@ export class Session {
   async tempTable(name: string, createSql: string): Promise<void> {
     const filled = this.#filledTemp.has(name);
     this.#filledTemp.add(name);
-    if (this.#createdTemp.get(name) === createSql || (!this.#createdTemp.has(name) && tempTablesOf(this.client).get(name) === createSql)) {
+    if (this.#createdTemp.get(name) === createSql || (!this.#createdTemp.has(name) && backendOf(this.client).temp.get(name) === createSql)) {
       if (filled || !this.#inTx) await this.query(`DELETE FROM pg_temp.${ident(name)}`);
       return;
     }
-    tempTablesOf(this.client).delete(name);
-    analyzedOf(this.client).delete(name);
+    this.#forgetTemp(name);
     await this.query(`DROP TABLE IF EXISTS pg_temp.${ident(name)}; ${createSql}`);
     this.#createdTemp.set(name, createSql);
   }
@@ -237,12 +236,19 @@ export class Session {
    * table's current size: small fills of a table analyzed before need none.
    */
   async analyzeTemp(name: string, rows: number): Promise<void> {
-    const analyzed = analyzedOf(this.client);
+    const { analyzed } = backendOf(this.client);
     if (rows === 0 || (rows <= SMALL_FILL && analyzed.has(name))) return;
     // A small sample does: the planner needs the table's size more than its value histograms
     // (the setting only changes what ANALYZE reads, for the rest of the transaction).
     await this.query(`SET LOCAL default_statistics_target = ${TEMP_STATISTICS}; ANALYZE pg_temp.${ident(name)}`);
     analyzed.add(name);
+  }
+
+  /** The backend no longer has temporary table `name` as recorded (dropped, or never committed). */
+  #forgetTemp(name: string): void {
+    const b = backendOf(this.client);
+    b.temp.delete(name);
+    b.analyzed.delete(name);
   }
 
   /** Releases the advisory locks; a connection that cannot is destroyed (which releases them). */
@@ -262,10 +268,7 @@ export class Session {
 
   async rollback(): Promise<void> {
     // Tables created in a rolled-back transaction are gone; so may be any the run dropped.
-    for (const name of this.#createdTemp.keys()) {
-      tempTablesOf(this.client).delete(name);
-      analyzedOf(this.client).delete(name);
-    }
+    for (const name of this.#createdTemp.keys()) this.#forgetTemp(name);
     this.#createdTemp.clear();
     this.#filledTemp.clear();
     if (!this.#inTx || this.#broken) return;
@@ -281,7 +284,7 @@ export class Session {
   destroy(): void {
     if (this.#closed) return;
     this.#broken = new Error('destroyed');
-    (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+    destroyConnection(this.client);
   }
 
   /**
@@ -311,20 +314,24 @@ export class Session {
   }
 }
 
-/** Temporary tables a backend has (committed), by the connection's client: name → definition. */
-const tempTables = new WeakMap<object, Map<string, string>>();
-function tempTablesOf(client: object): Map<string, string> {
-  let m = tempTables.get(client);
-  if (!m) tempTables.set(client, (m = new Map()));
-  return m;
+/**
+ * What a backend has, by the connection's client: its temporary tables (committed; name →
+ * definition) and those of them analyzed since they were created (see analyzeTemp).
+ */
+interface Backend {
+  temp: Map<string, string>;
+  analyzed: Set<string>;
+}
+const backends = new WeakMap<object, Backend>();
+function backendOf(client: object): Backend {
+  let b = backends.get(client);
+  if (!b) backends.set(client, (b = { temp: new Map(), analyzed: new Set() }));
+  return b;
 }
 
-/** Temporary tables a backend has analyzed since it created them (see analyzeTemp). */
-const analyzedTemp = new WeakMap<object, Set<string>>();
-function analyzedOf(client: object): Set<string> {
-  let m = analyzedTemp.get(client);
-  if (!m) analyzedTemp.set(client, (m = new Set()));
-  return m;
+/** Ends the connection of `client` at once (no goodbye to the server). */
+export function destroyConnection(client: object): void {
+  (client as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** Fills up to this many rows need no fresh statistics once a table has some. */

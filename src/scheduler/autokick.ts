@@ -73,7 +73,8 @@ export class Autokick {
   }
 
   #notified(db: string, table: string | null): void {
-    for (const { plan, runner } of this.#autokicked()) {
+    const syncs = this.#autokicked();
+    for (const { plan, runner } of syncs) {
       if (!plan.databases.some((d) => d.name === db && d.role === 'source')) continue;
       if (table !== null && !plan.relations.some((r) => displayName(r) === table)) continue;
       const delay = this.#options.autokickDelayMs;
@@ -89,7 +90,7 @@ export class Autokick {
       }
     }
     // Every sync served here has a run booked, which will listen again before its snapshot.
-    if (this.#autokicked().every((s) => s.runner.booked || !s.plan.databases.some((d) => d.name === db && d.role === 'source'))) {
+    if (syncs.every((s) => s.runner.booked || !s.plan.databases.some((d) => d.name === db && d.role === 'source'))) {
       this.#listeners.get(db)?.quiet();
     }
   }

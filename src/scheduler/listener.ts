@@ -15,6 +15,7 @@
 import createDebug from 'debug';
 import pg from 'pg';
 import type { Database } from '../db/database.js';
+import { destroyConnection } from '../db/session.js';
 import { ident } from '../sql/ident.js';
 
 const debug = createDebug('pgferry:listen');
@@ -41,7 +42,7 @@ function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /** Closes `client`; a connection that does not close in time (cut on the way) is destroyed. */
 async function close(client: pg.Client): Promise<void> {
   await bounded(client.end(), 1_000, 'closing').catch(() => undefined);
-  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  destroyConnection(client);
 }
 
 export class NotificationListener {
