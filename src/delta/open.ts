@@ -117,9 +117,8 @@ function openedRead(session: Session, probe: Probe): SourceRead {
  * What the library schema records for the sync ($1) at the snapshot ($2): its tables and
  * their captures, its watermark, the schema's version; with `stamps`, the catalog stamps of
  * the relations in $3 and $4 too (see catalog/cache.ts), on one row only (a sync of many tables
-has as many rows). Rows as JSON, so
- * that columns of a newer schema version are read without naming them (an older schema is
- * refused by checkRegistry, not broken by the query).
+ * has as many rows). Rows as JSON, so that columns of a newer schema version are read without
+ * naming them (an older schema is refused by checkRegistry, not broken by the query).
  */
 function registrySql(schema: string, stamps: boolean): string {
   const s = ident(schema);
