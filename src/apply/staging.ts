@@ -4,7 +4,7 @@
  * JSON), and what the applier asks of it before writing (counts per source and origin).
  */
 import type { TableInfo } from '../catalog/tables.js';
-import { pipeCopy } from '../db/copy.js';
+import { FirstColumnFalse, pipeCopy } from '../db/copy.js';
 import type { Session } from '../db/session.js';
 import { ident, identList, keyJoin, literal, qualified, shortHash } from '../sql/ident.js';
 import { KEY_TABLE, STAGING, TABLES_PER_STATEMENT, type TempNames } from '../sql/names.js';
@@ -38,7 +38,8 @@ export interface KeyRange {
  * Streams the current rows of the keys in the source's key table (those numbered in `range`,
  * when given) into the receiver's staging table. A key whose row is gone at the source (or,
  * with `filter`, an SQL condition already parenthesized, does not match it) arrives with
- * `pgferry_present = false`. Returns the number of keys staged.
+ * `pgferry_present = false`. Returns the number of keys staged, and how many of them arrived
+ * so (counted on the way).
  */
 export async function stageRows(
   source: Session,
@@ -49,10 +50,13 @@ export async function stageRows(
   range?: KeyRange,
   goneOnly = false,
   filter?: string,
-): Promise<number> {
+): Promise<{ rows: number; gone: number }> {
   const out = `COPY (${changedRowsSelect(source.name, t, temp, columns, range, goneOnly, filter)}) TO STDOUT`;
   const into = `COPY pg_temp.${ident(temp.staging)} (${PRESENT}, ${SOURCE}, ${ORIGIN}, ${NUMBER}, ${identList(columns)}) FROM STDIN`;
-  return pipeCopy(source, receiver, out, into);
+  // pgferry_present is the first column.
+  const gone = new FirstColumnFalse();
+  const rows = await pipeCopy(source, receiver, out, into, gone);
+  return { rows, gone: gone.count };
 }
 
 /**
@@ -112,14 +116,14 @@ export function jsonRow(row: Record<string, unknown>, columns: string[], t: Tabl
 }
 
 /**
- * Staged keys per source, before they are applied: how many have a row at the source, and
+ * A table's staged keys per source that staged any: how many have a row at the source, and
  * how many are gone there but still exist on the receiver (the rows a delete will remove).
  */
-export async function stagedCounts(
-  receiver: Session,
-  tables: readonly { t: TableInfo; temp: TempNames }[],
-): Promise<Map<string, { present: number; absent: number }>[]> {
-  const out = tables.map(() => new Map<string, { present: number; absent: number }>());
+export type StagedCounts = Map<string, { present: number; absent: number }>;
+
+/** The StagedCounts of each of `tables`, before they are applied. */
+export async function stagedCounts(receiver: Session, tables: readonly { t: TableInfo; temp: TempNames }[]): Promise<StagedCounts[]> {
+  const out = tables.map((): StagedCounts => new Map());
   // Every table of the chunk in one statement, in batches (see collectChanged).
   for (let from = 0; from < tables.length; from += TABLES_PER_STATEMENT) {
     const batch = tables.slice(from, from + TABLES_PER_STATEMENT);

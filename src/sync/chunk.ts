@@ -23,7 +23,7 @@ import {
   type ReferencingTable,
   type StagedSpan,
 } from '../apply/applier.js';
-import { createStaging, dropOwnOrigin, stageObjects, stageRows, stagedCounts, type KeyRange } from '../apply/staging.js';
+import { createStaging, dropOwnOrigin, stageObjects, stageRows, stagedCounts, type KeyRange, type StagedCounts } from '../apply/staging.js';
 import { emptyTable } from '../apply/fullcopy.js';
 import { commitPastFence, passFence } from '../apply/fence.js';
 import type { TableInfo } from '../catalog/tables.js';
@@ -126,8 +126,10 @@ export class Chunk {
    * Fills the receiver's staging table of `t` with this chunk's rows for it: from every source
    * but the receiver itself (and but the source of a whole copy made into it), and the rows a
    * resolver merged (with the table's first chunk). Late deletes need only the gone rows.
+   * Returns the counts per source when every source's rows arrived by COPY alone and every
+   * one has a row at its source, as stagedCounts would find them; else undefined.
    */
-  async #stage(d: Session, t: RunTable, steps: ReadonlySet<Step>): Promise<void> {
+  async #stage(d: Session, t: RunTable, steps: ReadonlySet<Step>): Promise<StagedCounts | undefined> {
     const run = this.#run;
     const here = t.receivers.get(d.name)!;
     await createStaging(d, here, t.temp, t.columns);
@@ -136,15 +138,27 @@ export class Chunk {
     // TRUNCATE elsewhere empties the table again, which only changed rows survive).
     const skip = t.copyInto.has(d.name) && t.truncatedOn.size === 0 ? run.sources[0] : undefined;
     let staged = 0;
+    let counts: StagedCounts | undefined = new Map();
     for (const [name, read] of run.reads) {
       if (name === d.name || name === skip || (t.counts.get(name) ?? 0) === 0) continue;
-      staged += await stageRows(read.session, d, t.info, t.temp, t.columns, this.#plan.range, goneOnly, rowFilter(t));
+      const { rows, gone } = await stageRows(read.session, d, t.info, t.temp, t.columns, this.#plan.range, goneOnly, rowFilter(t));
+      staged += rows;
+      // A gone row may or may not be on the receiver: only stagedCounts can tell.
+      if (gone > 0) counts = undefined;
+      else if (rows > 0) counts?.set(name, { present: rows, absent: 0 });
     }
-    if (!goneOnly) await transformStagedRows(run, d, t);
+    if (!goneOnly && (await transformStagedRows(run, d, t))) counts = undefined;
     // With statistics the planner joins a large staging table by hash, not row by row.
     await d.analyzeTemp(t.temp.staging, staged);
-    if (!goneOnly && (this.#plan.range?.from ?? 0) === 0 && t.merged.length > 0) await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
-    if (run.plan.config.cascade) await dropOwnOrigin(d, t.temp);
+    if (!goneOnly && (this.#plan.range?.from ?? 0) === 0 && t.merged.length > 0) {
+      await stageObjects(d, here, t.temp, t.columns, t.merged, run.sync);
+      counts = undefined;
+    }
+    if (run.plan.config.cascade) {
+      await dropOwnOrigin(d, t.temp);
+      counts = undefined;
+    }
+    return counts;
   }
 
   /** The run's first chunk: tables emptied children first (whole copies, TRUNCATEs), whole copies made parents first. */
@@ -177,8 +191,12 @@ export class Chunk {
     if (this.#plan.first) await this.#emptyAndCopy(d);
     const work = [...this.#plan.work];
     const known = new Map<RunTable, KnownOrigins>();
-    for (const [t, steps] of work) await this.#stage(d, t, steps);
-    const counts = await stagedCounts(d, work.map(([t]) => ({ t: t.receivers.get(name)!, temp: t.temp })));
+    const streamed: (StagedCounts | undefined)[] = [];
+    for (const [t, steps] of work) streamed.push(await this.#stage(d, t, steps));
+    // Counted on the way in, when they can be: one round trip less for most runs.
+    const counts = streamed.every((c) => c !== undefined)
+      ? (streamed as StagedCounts[])
+      : await stagedCounts(d, work.map(([t]) => ({ t: t.receivers.get(name)!, temp: t.temp })));
     for (const [i, [t, steps]] of work.entries()) {
       const origins = this.#count(t, counts[i]!, steps.has('upsert') || steps.has('delete'));
       if (origins) known.set(t, origins);
@@ -231,7 +249,7 @@ export class Chunk {
       d,
       this.#hookQuery,
       (attempt) => this.#write(d, t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : known?.deletes, span, children)),
-      () => this.#stage(d, t, new Set(['delete'])),
+      async () => void (await this.#stage(d, t, new Set(['delete']))),
     );
   }
 
@@ -251,7 +269,7 @@ export class Chunk {
         const k = known?.upserts;
         return k && k.origins.length === 0 ? { count: 0, keys: [] } : this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
       },
-      () => this.#stage(d, t, new Set(['upsert'])),
+      async () => void (await this.#stage(d, t, new Set(['upsert']))),
     );
   }
 
@@ -271,7 +289,7 @@ export class Chunk {
    * without cascade, returns the origins of its deletes and upserts (each staged row's origin
    * is then the source it came from).
    */
-  #count(t: RunTable, counts: Map<string, { present: number; absent: number }>, intoResult: boolean): KnownOrigins | undefined {
+  #count(t: RunTable, counts: StagedCounts, intoResult: boolean): KnownOrigins | undefined {
     for (const [src, n] of counts) {
       const id = `${src}\0${t.display}`;
       if (!intoResult || this.#counted.has(id)) continue;

@@ -44,10 +44,11 @@ export function transformFor(run: Run, t: RunTable, target: string): StagedTrans
   return { fn: p.transform, ctx: { sync: run.sync, table: t.display, target } };
 }
 
-/** After staging `t` on receiver `d`: its present rows through the transform, when it has one there. */
-export async function transformStagedRows(run: Run, d: Session, t: RunTable): Promise<void> {
+/** After staging `t` on receiver `d`: its present rows through the transform, when it has one there (then true). */
+export async function transformStagedRows(run: Run, d: Session, t: RunTable): Promise<boolean> {
   const tr = transformFor(run, t, d.name);
   if (tr) await transformStaged(d, t.receivers.get(d.name)!, t.temp, t.columns, t.info.key, tr);
+  return tr !== undefined;
 }
 
 /** A whole copy of `t` into `receiver` through its transform there; undefined when it has none (copy as usual). */
