@@ -113,8 +113,11 @@ async function origins(receiver: Session, temp: TempNames, present: boolean): Pr
   return r.rows.map((x) => x.o);
 }
 
-/** A statement, or one decided by the row count of the statement before it (null: none). */
-type Statement = string | ((previousRowCount: number) => string | null);
+/**
+ * A statement; statements sent in one round trip when they take no parameters; or one decided
+ * by the row count of the statement before it (null: none).
+ */
+type Statement = string | string[] | ((previousRowCount: number) => string | null);
 
 /**
  * Runs `statement` once per distinct origin of the staged rows, with the origin set for the
@@ -134,14 +137,20 @@ async function perOrigin(
   for (const o of list) {
     await receiver.setLocal(ORIGIN_SETTING, o ?? '');
     const filter = list.length === 1 ? 'true' : o === null ? `s.${ORIGIN} IS NULL` : `s.${ORIGIN} = $1`;
+    const values = list.length === 1 || o === null ? [] : [o];
     let previous = -1;
     for (const st of statements(filter, o)) {
-      const text = typeof st === 'string' ? st : st(previous);
+      const text = typeof st === 'function' ? st(previous) : st;
       if (text === null) continue;
-      const r = await receiver.query(text, list.length === 1 || o === null ? [] : [o]);
-      previous = r.rowCount ?? 0;
-      out.count += previous;
-      if (wantKeys) out.keys.push(...(r.rows as RowKey[]));
+      for (const one of typeof text === 'string' ? [text] : values.length > 0 ? text : [text.join(';\n')]) {
+        const r = await receiver.query(one, values);
+        // Several statements in one string: a result each.
+        for (const x of Array.isArray(r) ? (r as typeof r[]) : [r]) {
+          previous = x.rowCount ?? 0;
+          out.count += previous;
+          if (wantKeys) out.keys.push(...(x.rows as RowKey[]));
+        }
+      }
     }
   }
   return out;
@@ -195,6 +204,9 @@ export async function applyDeletes(
   );
 }
 
+/** Up to this many staged rows of an origin, applyUpserts sends its UPDATE and INSERT in one round trip. */
+const ONE_TRIP_ROWS = 100;
+
 /** The origins of a table's staged rows and how many of them exist at the source, per origin (from stagedCounts). */
 export interface KnownUpserts {
   origins: string[];
@@ -233,14 +245,16 @@ export async function applyUpserts(
          SELECT ${identList(columns, 's')} FROM pg_temp.${st} s
           WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND NOT EXISTS (SELECT 1 FROM ${qualified(t)} d WHERE ${match})
          ON CONFLICT (${identList(t.key)}) ${onConflict} ${returning}`;
-  const upsert = (filter: string, o: string | null): Statement[] =>
-    settable.length === 0
-      ? [insert(filter)]
-      : [
-          `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
-            FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`,
-          (updated: number) => (!span && o !== null && known?.present.get(o) === updated ? null : insert(filter)),
-        ];
+  const upsert = (filter: string, o: string | null): Statement[] => {
+    if (settable.length === 0) return [insert(filter)];
+    const update = `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
+            FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`;
+    const present = o === null ? undefined : known?.present.get(o);
+    // A few rows: the INSERT goes with the UPDATE, in the same round trip, whether or not a
+    // row is missing (it finds the updated rows and leaves them).
+    if (!span && present !== undefined && present <= ONE_TRIP_ROWS) return [[update, insert(filter)]];
+    return [update, (updated: number) => (!span && present === updated ? null : insert(filter))];
+  };
   const out = await perOrigin(
     receiver,
     temp,
