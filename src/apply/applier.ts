@@ -114,8 +114,8 @@ async function origins(receiver: Session, temp: TempNames, present: boolean): Pr
 }
 
 /**
- * A statement; statements sent in one round trip when they take no parameters; or one decided
- * by the row count of the statement before it (null: none).
+ * A statement; statements without parameters, sent in one round trip; or one decided by the
+ * row count of the statement before it (null: none).
  */
 type Statement = string | string[] | ((previousRowCount: number) => string | null);
 
@@ -142,7 +142,7 @@ async function perOrigin(
     for (const st of statements(filter, o)) {
       const text = typeof st === 'function' ? st(previous) : st;
       if (text === null) continue;
-      for (const one of typeof text === 'string' ? [text] : values.length > 0 ? text : [text.join(';\n')]) {
+      for (const one of typeof text === 'string' ? [text] : [text.join(';\n')]) {
         const r = await receiver.query(one, values);
         // Several statements in one string: a result each.
         for (const x of Array.isArray(r) ? (r as typeof r[]) : [r]) {
@@ -250,9 +250,10 @@ export async function applyUpserts(
     const update = `UPDATE ${qualified(t)} AS d SET ${settable.map((c) => `${ident(c)} = s.${ident(c)}`).join(', ')}
             FROM pg_temp.${st} s WHERE s.${PRESENT} AND ${filter}${spanFilter(span)} AND ${match} ${returning}`;
     const present = o === null ? undefined : known?.present.get(o);
-    // A few rows: the INSERT goes with the UPDATE, in the same round trip, whether or not a
-    // row is missing (it finds the updated rows and leaves them).
-    if (!span && present !== undefined && present <= ONE_TRIP_ROWS) return [[update, insert(filter)]];
+    // A few rows of the one origin (no parameter): the INSERT goes with the UPDATE, in the
+    // same round trip, whether or not a row is missing (it finds the updated rows and leaves
+    // them; a receiver's statement-level INSERT triggers fire then even when none is).
+    if (!span && filter === 'true' && present !== undefined && present <= ONE_TRIP_ROWS) return [[update, insert(filter)]];
     return [update, (updated: number) => (!span && present === updated ? null : insert(filter))];
   };
   const out = await perOrigin(

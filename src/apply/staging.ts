@@ -76,6 +76,7 @@ export function changedRowsSelect(sourceName: string, t: TableInfo, temp: TempNa
   ];
   const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
   const src = literal(sourceName);
+  // pgferry_present first: stageRows counts the gone rows by the first column of each row.
   return `SELECT t.${ident(t.key[0]!)} IS NOT NULL AS ${PRESENT}, ${src} AS ${SOURCE}, coalesce(k.${KEY_TABLE.origin}, ${src}) AS ${ORIGIN}, ${n} AS ${NUMBER}, ${select}
                       FROM pg_temp.${ident(temp.keys)} k LEFT JOIN ${filter ? `(SELECT * FROM ${qualified(t)} WHERE ${filter})` : qualified(t)} t ON ${keyJoin(t, 't', 'k')} ${where}`;
 }
