@@ -4,7 +4,7 @@
  * COMMIT. Each shortcut keeps what the long way guaranteed: a failure anywhere leaves no
  * transaction open, applies nothing that is not fenced, and keeps every change pending.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import pg from 'pg';
 import { isPgferryError, type Replicator } from '../src/index.js';
 import { deltaTableName } from '../src/sql/names.js';
@@ -129,6 +129,48 @@ describe('the run pipeline', () => {
     await a.sql(`UPDATE t SET v = 'mixed' WHERE id BETWEEN 1 AND 100`);
     await check(400);
   });
+  it('staged rows are counted on the way in: the counts statement runs only for a gone row, and up to 100 rows the UPDATE and INSERT share a round trip', async () => {
+    const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
+    await sqlAll([a, b], DDL);
+    const rep = await replicators.installed([a, b], { tables: ['t'] });
+    await a.sql(`INSERT INTO t SELECT g, 'first ' || g FROM generate_series(1, 3) g`);
+    await kick(rep);
+    // What pgferry sends to apply and count, run by run.
+    let sent: string[] = [];
+    const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+    const query = proto.query;
+    proto.query = function (this: pg.Client, ...args: unknown[]) {
+      const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '');
+      if (/^\s*(UPDATE|INSERT INTO) "public"\."t"|count\(\*\) FILTER \(WHERE pgferry_present\)/.test(text)) sent.push(text);
+      return query.apply(this, args);
+    };
+    onTestFinished(() => {
+      proto.query = query;
+    });
+    const counted = () => sent.filter((x) => x.includes('count(*) FILTER (WHERE pgferry_present)')).length;
+    const together = () => sent.filter((x) => /UPDATE "public"\."t"[\s\S]*;\s*INSERT INTO "public"\."t"/.test(x)).length;
+    const run = async (expected: { upserted: number; deleted: number }) => {
+      sent = [];
+      expect((await kick(rep)).tables['public.t']).toMatchObject(expected);
+      expect(await tableContents(b, 'public.t')).toEqual(await tableContents(a, 'public.t'));
+    };
+
+    // A new row and a changed one: counted on the way, one round trip for both statements.
+    await a.sql(`INSERT INTO t VALUES (4, 'new'); UPDATE t SET v = 'changed' WHERE id = 1`);
+    await run({ upserted: 2, deleted: 0 });
+    expect({ counted: counted(), together: together(), statements: sent.length }).toEqual({ counted: 0, together: 1, statements: 1 });
+
+    // A row gone at the source: only the counts statement can tell whether the target has it.
+    await a.sql(`DELETE FROM t WHERE id = 2`);
+    await run({ upserted: 0, deleted: 1 });
+    expect(counted()).toBe(1);
+
+    // More than 100 rows: the UPDATE, then the INSERT of the missing ones, one after the other.
+    await a.sql(`INSERT INTO t SELECT g, 'bulk ' || g FROM generate_series(100, 249) g; UPDATE t SET v = 'again' WHERE id = 3`);
+    await run({ upserted: 151, deleted: 0 });
+    expect({ counted: counted(), together: together(), statements: sent.length }).toEqual({ counted: 0, together: 0, statements: 2 });
+  });
+
   it('pools of one: a one-way run with a first copy and a sequence, then an empty run, each with one connection per database', async () => {
     const [a, b] = (await createDatabases(2)) as [TestDb, TestDb];
     await sqlAll([a, b], `${DDL}; CREATE SEQUENCE t_seq`);
