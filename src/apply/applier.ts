@@ -142,14 +142,12 @@ async function perOrigin(
     for (const st of statements(filter, o)) {
       const text = typeof st === 'function' ? st(previous) : st;
       if (text === null) continue;
-      for (const one of typeof text === 'string' ? [text] : [text.join(';\n')]) {
-        const r = await receiver.query(one, values);
-        // Several statements in one string: a result each.
-        for (const x of Array.isArray(r) ? (r as typeof r[]) : [r]) {
-          previous = x.rowCount ?? 0;
-          out.count += previous;
-          if (wantKeys) out.keys.push(...(x.rows as RowKey[]));
-        }
+      const r = await receiver.query(typeof text === 'string' ? text : text.join(';\n'), values);
+      // Several statements in one string: a result each.
+      for (const x of Array.isArray(r) ? (r as typeof r[]) : [r]) {
+        previous = x.rowCount ?? 0;
+        out.count += previous;
+        if (wantKeys) out.keys.push(...(x.rows as RowKey[]));
       }
     }
   }

@@ -4,9 +4,10 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Session } from './session.js';
 
 /**
- * Streams `COPY ... TO STDOUT` on one connection into `COPY ... FROM STDIN` on another, with
- * backpressure (through `through`, when given); rows are never parsed. A COPY cut short leaves either connection in an unknown
- * state, so both are marked for destruction then. Returns the rows the receiver took in.
+ * Streams `COPY ... TO STDOUT` on one connection into `COPY ... FROM STDIN` on another (through
+ * `through`, when given), with backpressure; rows are never parsed. A COPY cut short leaves
+ * either connection in an unknown state, so both are marked for destruction then. Returns the
+ * rows the receiver took in.
  */
 export async function pipeCopy(from: Session, to: Session, outSql: string, inSql: string, through?: Transform): Promise<number> {
   const reader = from.client.query(copyTo(outSql));

@@ -18,7 +18,7 @@ const debug = createDebug('pgferry:scheduler');
  * half: TPC-B beside the replicator ran a fifth faster, see BENCHMARKS.md); an idle sync's
  * first run after a commit never waits, and a kick cuts the wait short.
  */
-const PAUSE_PER_RUN_MS = 2;
+const PAUSE_TIMES_RUN = 2;
 const MAX_BACKGROUND_PAUSE_MS = 100;
 
 export interface RunnerHooks {
@@ -123,7 +123,7 @@ export class SyncRunner {
         this.#endPause = null;
         resolve();
       };
-      timer = setTimeout(end, Math.min(PAUSE_PER_RUN_MS * previousMs, MAX_BACKGROUND_PAUSE_MS));
+      timer = setTimeout(end, Math.min(PAUSE_TIMES_RUN * previousMs, MAX_BACKGROUND_PAUSE_MS));
       this.#endPause = end;
     });
   }

@@ -249,7 +249,7 @@ export class Chunk {
       d,
       this.#hookQuery,
       (attempt) => this.#write(d, t, (span) => applyDeletes(d, here, t.temp, this.#wantKeys, attempt ? undefined : known?.deletes, span, children)),
-      async () => void (await this.#stage(d, t, new Set(['delete']))),
+      () => this.#stage(d, t, new Set(['delete'])),
     );
   }
 
@@ -269,7 +269,7 @@ export class Chunk {
         const k = known?.upserts;
         return k && k.origins.length === 0 ? { count: 0, keys: [] } : this.#write(d, t, (span) => applyUpserts(d, here, t.temp, t.columns, this.#wantKeys, k, span));
       },
-      async () => void (await this.#stage(d, t, new Set(['upsert']))),
+      () => this.#stage(d, t, new Set(['upsert'])),
     );
   }
 

@@ -25,7 +25,7 @@ export async function withExceptionHook(
   d: Session,
   query: ExceptionContext['query'],
   apply: (attempt: number) => Promise<Applied>,
-  restage: () => Promise<void>,
+  restage: () => Promise<unknown>,
 ): Promise<Applied> {
   const hook = run.plan.config.onException;
   for (let attempt = 0; ; attempt++) {
